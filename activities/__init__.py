@@ -1,0 +1,1 @@
+"""Every side effect of the orchestrator: notifications, policy loading."""

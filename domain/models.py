@@ -1,0 +1,333 @@
+"""Models exchanged between the workflow, its activities, the CLI and the webhooks.
+
+Every workflow, activity, signal and update takes exactly one of these models,
+so fields can be added later without breaking running incidents.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_TEXT = 4000
+"""Longest free text (title, note, annotation) kept on an incident; longer input is cut."""
+
+
+class Severity(StrEnum):
+    """Incident severity, from the response process (P0 is the most severe)."""
+
+    P0 = "P0"
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+
+
+class Phase(StrEnum):
+    """Where an incident is in its lifecycle."""
+
+    DETECT = "Detect"
+    INVESTIGATE = "Investigate"
+    FIX = "Fix"
+    MONITOR = "Monitor"
+    RESOLVE = "Resolve"
+    DISMISSED = "Dismissed"
+
+    @property
+    def is_open(self) -> bool:
+        """Whether responders are still working on the incident."""
+        return self not in (Phase.RESOLVE, Phase.DISMISSED)
+
+    @property
+    def public_status(self) -> str:
+        """The status-page word for this phase (Investigating/Identified/Monitoring/Resolved)."""
+        return _PUBLIC_STATUS[self]
+
+
+_PUBLIC_STATUS = {
+    Phase.DETECT: "Investigating",
+    Phase.INVESTIGATE: "Investigating",
+    Phase.FIX: "Identified",
+    Phase.MONITOR: "Monitoring",
+    Phase.RESOLVE: "Resolved",
+    Phase.DISMISSED: "Resolved",
+}
+
+
+def cap_text(text: str, limit: int = MAX_TEXT) -> str:
+    """Cut untrusted text to ``limit`` characters so it fits in workflow payloads."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class EventKind(StrEnum):
+    """What a timeline entry records."""
+
+    DECLARED = "declared"
+    ACKNOWLEDGED = "acknowledged"
+    PHASE_CHANGED = "phase_changed"
+    SEVERITY_CHANGED = "severity_changed"
+    UPDATE_POSTED = "update_posted"
+    STAKEHOLDER_UPDATE = "stakeholder_update"
+    NUDGE = "nudge"
+    ACK_SLA_BREACHED = "ack_sla_breached"
+    ESCALATION_PAGE = "escalation_page"
+    RESOLVE_SLA_BREACHED = "resolve_sla_breached"
+    ALERT_FIRED = "alert_fired"
+    ALERT_RESOLVED = "alert_resolved"
+    RECURRENCE = "recurrence"
+    NOTE = "note"
+    DISMISSED = "dismissed"
+    RESOLVED = "resolved"
+    POSTMORTEM_REMINDER = "postmortem_reminder"
+    POSTMORTEM_OVERDUE = "postmortem_overdue"
+    POSTMORTEM_RECORDED = "postmortem_recorded"
+    NOTIFICATION_FAILED = "notification_failed"
+    CLOSED = "closed"
+
+
+class TimelineEvent(_Model):
+    """One entry of the incident timeline."""
+
+    at: datetime
+    """Workflow time of the event."""
+    kind: EventKind
+    """What happened."""
+    text: str
+    """Human-readable description (may contain responder or alert text, unescaped)."""
+    actor: str | None = None
+    """Who caused it: a responder name, ``system`` for timers, or the alert source."""
+
+
+class AlertState(_Model):
+    """What the incident knows about one deduplicated alert."""
+
+    key: str
+    """Deduplication key (fingerprint, dedup_key, ...)."""
+    source: str
+    """Where it came from: alertmanager, grafana, pagerduty, generic."""
+    summary: str
+    """Latest summary text of the alert."""
+    firing: bool = True
+    """False once a resolved notification arrived and no new firing since."""
+    count: int = 0
+    """How many firing notifications joined this incident."""
+    first_at: datetime
+    """When the first notification arrived (workflow time)."""
+    last_at: datetime
+    """When the latest notification arrived (workflow time)."""
+    started_at: datetime | None = None
+    """The alert's own start time (``startsAt``), for time-to-detect."""
+
+
+class Declaration(_Model):
+    """Everything known when an incident is declared."""
+
+    title: str
+    """Short description of what is broken."""
+    severity: Severity
+    """Initial severity."""
+    service: str = ""
+    """Affected service (used for routing and components)."""
+    commander: str | None = None
+    """Incident commander chosen at declaration, if any (acknowledging still required)."""
+    declared_by: str = "unknown"
+    """Responder name or alert source that declared it."""
+    impact: str = ""
+    """Customer impact as currently understood."""
+    description: str = ""
+    """Longer description (alert annotations, context)."""
+    detected_at: datetime | None = None
+    """When the problem started according to monitoring (for MTTD)."""
+    source: str = "cli"
+    """How it was declared: cli, alertmanager, grafana, pagerduty, generic."""
+    related_incident: str | None = None
+    """An earlier incident this one repeats."""
+    routing_rule: str | None = None
+    """Name of the routing rule that chose severity and service, when declared by an alert."""
+    targets: list[str] = Field(default_factory=list)
+    """Extra notification targets chosen by routing (channels, groups)."""
+    links: list[str] = Field(default_factory=list)
+    """Links to dashboards, runbooks, generator URLs."""
+
+
+class AlertEvent(_Model):
+    """A monitoring notification about one alert (signal payload)."""
+
+    key: str
+    """Deduplication key of the alert."""
+    source: str
+    """alertmanager, grafana, pagerduty or generic."""
+    summary: str = ""
+    """Alert summary or title."""
+    started_at: datetime | None = None
+    """The alert's own start time, when the sender provides it."""
+    received_at: datetime | None = None
+    """When the webhook received it (informational; the workflow uses its own clock)."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Alert labels, capped by the sender of the signal."""
+
+
+class ResponderCommand(_Model):
+    """Base of every responder update: who is acting."""
+
+    responder: str
+    """Name of the responder issuing the command."""
+
+
+class AcknowledgeInput(ResponderCommand):
+    """``incident ack``: take the incident as commander."""
+
+    commander: str | None = None
+    """Commander to assign; defaults to the responder."""
+
+
+class PhaseInput(ResponderCommand):
+    """``incident phase``/``resolve``: move to another phase."""
+
+    phase: str
+    """Target phase name (case-insensitive): investigate, fix, monitor, resolve."""
+    note: str = ""
+    """Optional note recorded with the change."""
+
+
+class DismissInput(ResponderCommand):
+    """``incident dismiss``: close a false alarm."""
+
+    reason: str
+    """Why this is not an incident."""
+
+
+class SeverityInput(ResponderCommand):
+    """``incident severity``: change severity mid-incident."""
+
+    severity: str
+    """New severity name (P0-P3); validated by the workflow."""
+    reason: str = ""
+    """Optional reason recorded with the change."""
+
+
+class StatusUpdateInput(ResponderCommand):
+    """``incident update``: a stakeholder update from the responders."""
+
+    text: str
+    """What is going on."""
+    impact: str | None = None
+    """Current impact, when it changed."""
+    eta: str | None = None
+    """Expected resolution, free text ("~30 min", "14:30 UTC")."""
+
+
+class NoteInput(ResponderCommand):
+    """``incident note``: add to the timeline without notifying stakeholders."""
+
+    text: str
+    """The note."""
+
+
+class PostmortemInput(ResponderCommand):
+    """``incident postmortem --done``: record the post-mortem."""
+
+    url: str | None = None
+    """Where the post-mortem document lives."""
+
+
+class CommandResult(_Model):
+    """What a responder update returns."""
+
+    incident_id: str
+    """The incident acted on."""
+    phase: Phase
+    """Phase after the command."""
+    message: str
+    """One-line human summary of what changed."""
+
+
+class IncidentFacts(_Model):
+    """Snapshot of an incident used to render notifications and listings."""
+
+    id: str
+    title: str
+    severity: Severity
+    phase: Phase
+    service: str = ""
+    commander: str | None = None
+    impact: str = ""
+    eta: str | None = None
+    description: str = ""
+    declared_at: datetime
+    detected_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    ack_deadline: datetime | None = None
+    resolve_deadline: datetime | None = None
+    next_update_at: datetime | None = None
+    update_interval_seconds: float | None = None
+    postmortem_due_at: datetime | None = None
+    postmortem_url: str | None = None
+    related_incident: str | None = None
+    links: list[str] = Field(default_factory=list)
+    status_page_url: str = ""
+
+    @property
+    def status(self) -> str:
+        """Public status word for the current phase."""
+        return self.phase.public_status
+
+
+class NotificationKind(StrEnum):
+    """Which of the process's messages a notification is."""
+
+    DECLARED = "declared"
+    ACKNOWLEDGED = "acknowledged"
+    UPDATE = "update"
+    NUDGE = "nudge"
+    PAGE = "page"
+    PHASE_CHANGED = "phase_changed"
+    SEVERITY_CHANGED = "severity_changed"
+    SLA_BREACH = "sla_breach"
+    ALERT_RECOVERED = "alert_recovered"
+    RECURRENCE = "recurrence"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+    POSTMORTEM_REMINDER = "postmortem_reminder"
+    POSTMORTEM_OVERDUE = "postmortem_overdue"
+    POSTMORTEM_DONE = "postmortem_done"
+
+
+class Notification(_Model):
+    """One outgoing message, handed to the notify activity.
+
+    ``key`` is unique per incident and stable across retries and
+    continue-as-new, so channels can deliver exactly once.
+    """
+
+    key: str
+    """Idempotency key: ``<incident id>/<sequence>``."""
+    kind: NotificationKind
+    """Which message this is."""
+    incident: IncidentFacts
+    """The incident as it was when the message was queued."""
+    at: datetime
+    """Workflow time when it was queued."""
+    targets: list[str] = Field(default_factory=list)
+    """People, groups or channels this message is addressed to (pages, nudges, escalations)."""
+    text: str = ""
+    """Free text from a responder or alert (untrusted; escape when rendering)."""
+    actor: str | None = None
+    """Who caused it."""
+    refs: dict[str, str] = Field(default_factory=dict)
+    """Delivery references from earlier notifications of this incident (channel ids, message ts)."""
+
+
+class NotifyResult(_Model):
+    """What delivering a notification produced."""
+
+    refs: dict[str, str] = Field(default_factory=dict)
+    """References to remember for later notifications (merged into the incident's refs)."""
+    failures: list[str] = Field(default_factory=list)
+    """Permanent per-channel failures, recorded in the timeline."""

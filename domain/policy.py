@@ -1,0 +1,210 @@
+"""The response policy: SLAs, cadences, escalation chain and targets.
+
+Defaults come from the incident-response process (severity SLAs, 15-minute
+updates, 1-4 h monitoring, post-mortem within 48 h). A TOML file named by
+``INCIDENT_POLICY`` overrides any part of it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from domain.durations import Duration, parse_duration
+from domain.models import Severity
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SeverityPolicy(_Strict):
+    """Clocks for one severity."""
+
+    ack_sla: Duration
+    """Time from declaration to acknowledgement before the escalation chain starts."""
+    resolve_sla: Duration
+    """Time from declaration to resolution before management is notified."""
+    update_interval: Duration
+    """Cadence of stakeholder updates while the incident is open."""
+    nudge_before: Duration
+    """How long before a due update the commander is nudged if nobody posted one."""
+    monitor_window: Duration
+    """Stability window in Monitor; passing it without recurrence resolves the incident."""
+    postmortem_required: bool
+    """Whether resolving requires a post-mortem."""
+
+    @model_validator(mode="after")
+    def _nudge_inside_interval(self) -> SeverityPolicy:
+        if self.nudge_before >= self.update_interval:
+            raise ValueError("nudge_before must be shorter than update_interval")
+        return self
+
+
+def _sev(
+    ack: str, resolve: str, update: str, nudge: str, monitor: str, postmortem: bool
+) -> SeverityPolicy:
+    return SeverityPolicy(
+        ack_sla=parse_duration(ack),
+        resolve_sla=parse_duration(resolve),
+        update_interval=parse_duration(update),
+        nudge_before=parse_duration(nudge),
+        monitor_window=parse_duration(monitor),
+        postmortem_required=postmortem,
+    )
+
+
+def _default_severities() -> dict[Severity, SeverityPolicy]:
+    return {
+        Severity.P0: _sev("5m", "1h", "15m", "5m", "4h", True),
+        Severity.P1: _sev("15m", "4h", "15m", "5m", "2h", True),
+        Severity.P2: _sev("1h", "24h", "1h", "15m", "1h", False),
+        Severity.P3: _sev("24h", "1w", "24h", "1h", "1h", False),
+    }
+
+
+class EscalationLevel(_Strict):
+    """One level of the escalation chain."""
+
+    targets: list[str] = Field(min_length=1)
+    """Who is paged at this level (users like ``@alice`` or groups like ``@oncall-sre``)."""
+    delay: Duration
+    """How long to wait for an acknowledgement before paging the next level."""
+
+
+def _default_levels() -> list[EscalationLevel]:
+    return [
+        EscalationLevel(targets=["@primary-oncall"], delay=parse_duration("5m")),
+        EscalationLevel(targets=["@secondary-oncall"], delay=parse_duration("10m")),
+        EscalationLevel(targets=["@engineering-manager"], delay=parse_duration("15m")),
+    ]
+
+
+class EscalationPolicy(_Strict):
+    """What happens when nobody acknowledges in time (like a PagerDuty escalation policy)."""
+
+    levels: list[EscalationLevel] = Field(default_factory=_default_levels, min_length=1)
+    """Levels paged in order, starting when the acknowledge SLA is missed."""
+    repeat: int = Field(default=2, ge=1, le=20)
+    """How many times the whole chain is walked before giving up."""
+
+
+class NotificationPolicy(_Strict):
+    """Where messages go."""
+
+    incidents_channel: str = "#incidents"
+    """Announcement channel for declarations, resolutions and stakeholder updates."""
+    management: list[str] = Field(default_factory=lambda: ["@engineering-manager"])
+    """Who hears about resolve-SLA breaches."""
+    status_page_url: str = "https://status.example.com"
+    """Public status page shown in announcements."""
+
+
+class PostmortemPolicy(_Strict):
+    """The post-mortem obligation after Resolve."""
+
+    deadline: Duration = parse_duration("48h")
+    """Time from resolution until the post-mortem is due."""
+    reminder_before: Duration = parse_duration("24h")
+    """How long before the deadline the commander is reminded."""
+    escalate_to: list[str] = Field(default_factory=lambda: ["@engineering-manager"])
+    """Who is told when the deadline passes without a post-mortem."""
+
+    @model_validator(mode="after")
+    def _reminder_inside_deadline(self) -> PostmortemPolicy:
+        if self.reminder_before >= self.deadline:
+            raise ValueError("reminder_before must be shorter than deadline")
+        return self
+
+
+class AlertPolicy(_Strict):
+    """How alerts steer an incident."""
+
+    on_all_recovered: Literal["monitor", "resolve", "none"] = "monitor"
+    """What to do with an acknowledged incident once every alert has recovered."""
+    resolve_unacknowledged: bool = False
+    """Whether all alerts recovering may resolve an incident nobody acknowledged."""
+    recurrence_phase: Literal["Fix", "Investigate"] = "Fix"
+    """Phase an incident returns to when an alert fires again during Monitor."""
+
+
+class Policy(_Strict):
+    """The whole response policy."""
+
+    severities: dict[Severity, SeverityPolicy] = Field(default_factory=_default_severities)
+    """Per-severity clocks (all four severities are always present)."""
+    escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
+    notifications: NotificationPolicy = Field(default_factory=NotificationPolicy)
+    postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
+    alerts: AlertPolicy = Field(default_factory=AlertPolicy)
+
+    def for_severity(self, severity: Severity) -> SeverityPolicy:
+        """The clocks of ``severity``."""
+        return self.severities[severity]
+
+    def escalation_cycle(self) -> timedelta:
+        """Length of one walk through every escalation level."""
+        return sum((level.delay for level in self.escalation.levels), timedelta())
+
+
+class PolicyError(ValueError):
+    """The policy file is unreadable or invalid; the message names the key."""
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"invalid incident policy {source}:"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def policy_from_mapping(data: dict[str, Any], *, source: str = "<mapping>") -> Policy:
+    """Build a policy from parsed TOML, on top of the defaults.
+
+    A partial ``[severities.P1]`` table only overrides the keys it names.
+
+    Raises:
+        PolicyError: naming each invalid key.
+    """
+    defaults = Policy().model_dump(mode="json")
+    merged = _merge(defaults, data)
+    try:
+        return Policy.model_validate(merged)
+    except ValidationError as error:
+        raise PolicyError(_describe(error, source)) from None
+
+
+def load_policy(path: str | Path | None) -> Policy:
+    """Load the policy from a TOML file, or the defaults when ``path`` is empty.
+
+    Raises:
+        PolicyError: when the file is missing, is not TOML, or holds an invalid key.
+    """
+    if not path:
+        return Policy()
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(f"incident policy file not found: {file}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise PolicyError(f"incident policy {file} is not valid TOML: {error}") from None
+    return policy_from_mapping(data, source=str(file))

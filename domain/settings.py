@@ -1,0 +1,43 @@
+"""Process settings read from the environment (never at import time)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TASK_QUEUE = "incidents"
+"""Task queue shared by the worker, the CLI and the webhook service."""
+
+
+class Settings(BaseSettings):
+    """Settings shared by the worker, the CLI and the HTTP service.
+
+    Temporal connection settings are not here: they follow Temporal's own
+    environment conventions (see :mod:`domain.connection`).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="INCIDENT_", extra="ignore")
+
+    policy: Path | None = None
+    """``INCIDENT_POLICY``: TOML file overriding the default policy."""
+    task_queue: str = DEFAULT_TASK_QUEUE
+    """``INCIDENT_TASK_QUEUE``: task queue of the incident worker."""
+    data_dir: Path = Path(".data")
+    """``INCIDENT_DATA_DIR``: where the outbox and the dev server's database live."""
+    templates: Path | None = None
+    """``INCIDENT_TEMPLATES``: directory overriding the shipped message templates."""
+    user: str | None = None
+    """``INCIDENT_USER``: default responder name for the CLI."""
+    http_host: str = "127.0.0.1"
+    """``INCIDENT_HTTP_HOST``: bind address of the HTTP service."""
+    http_port: int = 8000
+    """``INCIDENT_HTTP_PORT``: port of the HTTP service."""
+    webhook_token: SecretStr | None = Field(default=None)
+    """``INCIDENT_WEBHOOK_TOKEN``: bearer token / HMAC secret required on webhooks."""
+
+    @property
+    def outbox_path(self) -> Path:
+        """The append-only JSONL outbox of the console notifier."""
+        return self.data_dir / "outbox.jsonl"

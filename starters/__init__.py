@@ -1,0 +1,1 @@
+"""The ways in: the responder CLI and the HTTP service (webhooks, status page)."""

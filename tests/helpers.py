@@ -1,0 +1,45 @@
+"""Helpers shared by the workflow tests."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
+
+from domain.incident import IncidentView
+from domain.models import Declaration, EventKind, Severity
+from starters.incidents import new_incident_id, start_incident
+from workflows.incident import IncidentWorkflow
+
+Handle = WorkflowHandle[IncidentWorkflow, IncidentView]
+
+
+async def declare(
+    client: Client,
+    worker: Worker,
+    *,
+    severity: Severity = Severity.P1,
+    title: str = "API returns 500s",
+    **fields: object,
+) -> Handle:
+    """Start an incident on ``worker``'s task queue."""
+    declaration = Declaration(title=title, severity=severity, declared_by="alice", **fields)  # type: ignore[arg-type]
+    return await start_incident(
+        client, declaration, task_queue=worker.task_queue, incident_id=new_incident_id()
+    )
+
+
+async def view(handle: Handle) -> IncidentView:
+    """The incident's current view."""
+    return await handle.query(IncidentWorkflow.view)
+
+
+def offsets(view: IncidentView, kind: EventKind) -> list[timedelta]:
+    """When each ``kind`` event happened, relative to the declaration."""
+    return [e.at - view.declared_at for e in view.timeline if e.kind is kind]
+
+
+def at(view: IncidentView, kind: EventKind) -> list[datetime]:
+    """Timestamps of each ``kind`` event."""
+    return [e.at for e in view.timeline if e.kind is kind]

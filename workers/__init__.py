@@ -1,0 +1,1 @@
+"""Wiring: the worker process and the local stack launcher."""

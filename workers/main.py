@@ -1,0 +1,47 @@
+"""``incident-worker``: runs the incident workflows and activities."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from activities.templates import TemplateConfigError
+from domain.connection import TemporalUnavailable, connect, connect_config, target_of
+from domain.policy import PolicyError, load_policy
+from domain.settings import Settings
+from workers.wiring import build_worker, default_channels
+
+log = logging.getLogger("incidents.worker")
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Load policy and templates (failing fast), connect, and run until ``stop`` is set."""
+    policy = load_policy(settings.policy)
+    channels = default_channels(settings)
+    client = await connect()
+    worker = build_worker(client, task_queue=settings.task_queue, policy=policy, channels=channels)
+    log.info(
+        "worker on %s, task queue %r, policy %s",
+        target_of(connect_config()),
+        settings.task_queue,
+        settings.policy or "(defaults)",
+    )
+    async with worker:
+        await (stop or asyncio.Event()).wait()
+
+
+def main() -> None:
+    """Console entry point."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        asyncio.run(run_worker(Settings()))
+    except (PolicyError, TemplateConfigError, TemporalUnavailable) as error:
+        print(f"incident-worker: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

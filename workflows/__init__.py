@@ -1,0 +1,1 @@
+"""Deterministic incident orchestration: no I/O, workflow time only."""

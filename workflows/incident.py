@@ -1,0 +1,646 @@
+"""The incident workflow: one long-lived workflow per production incident."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.notify import Notifier
+    from activities.policy import PolicyActivities
+    from domain import search_attributes as sa
+    from domain.durations import format_duration
+    from domain.incident import IncidentState, IncidentView
+    from domain.models import (
+        AcknowledgeInput,
+        AlertEvent,
+        AlertState,
+        CommandResult,
+        Declaration,
+        DismissInput,
+        EventKind,
+        IncidentFacts,
+        NoteInput,
+        Notification,
+        NotificationKind,
+        Phase,
+        PhaseInput,
+        PostmortemInput,
+        SeverityInput,
+        StatusUpdateInput,
+        TimelineEvent,
+        _Model,
+        cap_text,
+    )
+    from domain.policy import Policy, SeverityPolicy
+    from workflows import clocks, transitions
+    from workflows.clocks import Clock, ClockKind
+
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+)
+SYSTEM = "system"
+
+
+class IncidentInput(_Model):
+    """Input of :class:`IncidentWorkflow`: a declaration, or state carried over."""
+
+    declaration: Declaration
+    """What was declared (kept for reference across runs)."""
+    carried: IncidentState | None = None
+    """Full state from the previous run, when continuing as new."""
+
+
+class CommandRejected(ValueError):
+    """A responder command that is not allowed now; the message says why."""
+
+
+def _reject_if(reason: str | None) -> None:
+    if reason is not None:
+        raise CommandRejected(reason)
+
+
+@workflow.defn
+class IncidentWorkflow:
+    """Drives one incident through Detect → Investigate → Fix → Monitor → Resolve.
+
+    Responders act through validated updates; monitoring talks through signals.
+    Every deadline is derived from the state (see :mod:`workflows.clocks`) and
+    waited on with a single durable timer at a time.
+    """
+
+    @workflow.init
+    def __init__(self, input: IncidentInput) -> None:
+        if input.carried is not None:
+            self._s = input.carried
+        else:
+            self._s = IncidentState.declare(
+                workflow.info().workflow_id, input.declaration, workflow.now()
+            )
+        self._wake = False
+        self._delivering = False
+        self._published: dict[str, object] = {}
+
+    # ----------------------------------------------------------------- run
+
+    @workflow.run
+    async def run(self, input: IncidentInput) -> IncidentView:
+        """Run the incident until it is closed, continuing as new when history grows."""
+        if self._s.policy is None:
+            self._s.policy = await workflow.execute_local_activity_method(
+                PolicyActivities.current_policy,
+                start_to_close_timeout=timedelta(seconds=10),
+                summary="Load response policy",
+            )
+            self._announce_declaration()
+        workflow.upsert_memo({"title": self._s.title})
+        delivery = asyncio.create_task(self._deliver_notifications())
+        continue_as_new = await self._run_clocks()
+        await workflow.wait_condition(
+            lambda: not self._s.outbox and not self._delivering and workflow.all_handlers_finished()
+        )
+        delivery.cancel()
+        if continue_as_new:
+            workflow.continue_as_new(IncidentInput(declaration=input.declaration, carried=self._s))
+        self._publish()
+        return self.view()
+
+    async def _run_clocks(self) -> bool:
+        """Fire due deadlines and sleep until the next one; True means continue-as-new."""
+        while True:
+            for clock in clocks.armed_clocks(self._s, self.policy):
+                if clock.when <= workflow.now():
+                    self._fire(clock)
+            self._publish()
+            if self._s.closed:
+                return False
+            if workflow.info().is_continue_as_new_suggested():
+                return True
+            armed = clocks.armed_clocks(self._s, self.policy)
+            self._wake = False
+            if not armed:
+                await workflow.wait_condition(lambda: self._wake)
+                continue
+            upcoming = armed[0]
+            try:
+                await workflow.wait_condition(
+                    lambda: self._wake,
+                    timeout=max(upcoming.when - workflow.now(), timedelta(milliseconds=1)),
+                    timeout_summary=upcoming.label,
+                )
+            except TimeoutError:
+                pass
+
+    @property
+    def policy(self) -> Policy:
+        """The policy loaded when the incident was declared."""
+        assert self._s.policy is not None, "policy is loaded before any handler runs"
+        return self._s.policy
+
+    @property
+    def _severity_policy(self) -> SeverityPolicy:
+        return self.policy.for_severity(self._s.severity)
+
+    # -------------------------------------------------------------- clocks
+
+    def _fire(self, clock: Clock) -> None:
+        handlers = {
+            ClockKind.ESCALATION_PAGE: self._page,
+            ClockKind.RESOLVE_SLA: self._resolve_sla_breached,
+            ClockKind.NUDGE: self._nudge,
+            ClockKind.STAKEHOLDER_UPDATE: self._stakeholder_update,
+            ClockKind.MONITOR_END: self._monitor_window_passed,
+            ClockKind.POSTMORTEM_REMINDER: self._postmortem_reminder,
+            ClockKind.POSTMORTEM_DEADLINE: self._postmortem_overdue,
+        }
+        handlers[clock.kind]()
+
+    def _page(self) -> None:
+        marks = self._s.marks
+        if marks.pages_sent == 0:
+            self._record(
+                EventKind.ACK_SLA_BREACHED,
+                f"not acknowledged within the {self._s.severity.value} SLA "
+                f"({format_duration(self._severity_policy.ack_sla)}); escalating",
+            )
+        step = clocks.latest_due_page(self._s, self.policy, workflow.now())
+        levels = self.policy.escalation.levels
+        cycle, index = divmod(step, len(levels))
+        level = levels[index]
+        marks.pages_sent = step + 1
+        text = f"escalation level {index + 1}/{len(levels)}, round {cycle + 1}"
+        self._record(
+            EventKind.ESCALATION_PAGE, f"paged {', '.join(level.targets)} ({text})", SYSTEM
+        )
+        self._notify(NotificationKind.PAGE, targets=level.targets, text=text)
+
+    def _resolve_sla_breached(self) -> None:
+        self._s.marks.resolve_breach_notified = True
+        self._s.sla_breached = True
+        sla = format_duration(self._severity_policy.resolve_sla)
+        text = f"not resolved within the {self._s.severity.value} resolve SLA ({sla})"
+        self._record(EventKind.RESOLVE_SLA_BREACHED, text, SYSTEM)
+        self._notify(
+            NotificationKind.SLA_BREACH, targets=self.policy.notifications.management, text=text
+        )
+
+    def _nudge(self) -> None:
+        self._s.marks.nudged_for = self._s.marks.update_anchor
+        commander = self._s.commander or ""
+        self._record(EventKind.NUDGE, f"nudged {commander} for a stakeholder update", SYSTEM)
+        self._notify(NotificationKind.NUDGE, targets=[commander])
+
+    def _stakeholder_update(self) -> None:
+        interval = self.policy.for_severity(self._s.severity).update_interval
+        due = clocks.next_update_at(self._s, self.policy)
+        assert due is not None
+        # Keep the cadence anchored to the schedule, unless the worker was down for
+        # longer than an interval: then restart from now instead of catching up.
+        self._s.marks.update_anchor = due if workflow.now() - due < interval else workflow.now()
+        self._record(EventKind.STAKEHOLDER_UPDATE, "posted the scheduled stakeholder update")
+        self._notify(NotificationKind.UPDATE, targets=self._announcement_targets(), actor=SYSTEM)
+
+    def _monitor_window_passed(self) -> None:
+        window = format_duration(self._severity_policy.monitor_window)
+        self._resolve(SYSTEM, f"stable for the {window} monitor window without recurrence")
+
+    def _postmortem_reminder(self) -> None:
+        self._s.marks.postmortem_reminded = True
+        self._record(EventKind.POSTMORTEM_REMINDER, "reminded the commander of the post-mortem")
+        self._notify(
+            NotificationKind.POSTMORTEM_REMINDER, targets=[self._s.commander or ""], actor=SYSTEM
+        )
+
+    def _postmortem_overdue(self) -> None:
+        self._s.marks.postmortem_escalated = True
+        targets = list(self.policy.postmortem.escalate_to)
+        if self._s.commander and self._s.commander not in targets:
+            targets.append(self._s.commander)
+        self._record(
+            EventKind.POSTMORTEM_OVERDUE, f"post-mortem overdue; told {', '.join(targets)}"
+        )
+        self._notify(NotificationKind.POSTMORTEM_OVERDUE, targets=targets, actor=SYSTEM)
+
+    # ------------------------------------------------------------- updates
+
+    async def _ready(self) -> None:
+        await workflow.wait_condition(lambda: self._s.policy is not None)
+
+    def _result(self, message: str) -> CommandResult:
+        self._wake = True
+        return CommandResult(incident_id=self._s.id, phase=self._s.phase, message=message)
+
+    @workflow.update
+    async def acknowledge(self, command: AcknowledgeInput) -> CommandResult:
+        """Take the incident as commander; stops escalation and enters Investigate."""
+        await self._ready()
+        now = workflow.now()
+        self._s.commander = command.commander or command.responder
+        self._s.acknowledged_at = now
+        self._s.phase = Phase.INVESTIGATE
+        self._s.marks.update_anchor = now
+        self._record(
+            EventKind.ACKNOWLEDGED,
+            f"acknowledged; incident commander is {self._s.commander}",
+            command.responder,
+        )
+        self._notify(NotificationKind.ACKNOWLEDGED, actor=command.responder)
+        return self._result(f"{self._s.id} acknowledged; IC {self._s.commander}; Investigate")
+
+    @acknowledge.validator
+    def _validate_acknowledge(self, command: AcknowledgeInput) -> None:
+        _reject_if(transitions.check_responder(command.responder))
+        _reject_if(transitions.check_acknowledge(self._s))
+
+    @workflow.update
+    async def set_phase(self, command: PhaseInput) -> CommandResult:
+        """Move to another phase (Resolve included)."""
+        await self._ready()
+        target = transitions.parse_phase(command.phase)
+        assert target is not None
+        if target is Phase.RESOLVE:
+            self._resolve(command.responder, command.note)
+        else:
+            self._enter(target, command.responder, command.note)
+        return self._result(f"{self._s.id} is now in {self._s.phase.value}")
+
+    @set_phase.validator
+    def _validate_set_phase(self, command: PhaseInput) -> None:
+        _reject_if(transitions.check_responder(command.responder))
+        _reject_if(transitions.check_phase(self._s, command.phase))
+
+    @workflow.update
+    async def dismiss(self, command: DismissInput) -> CommandResult:
+        """Close a false alarm from Detect or Investigate."""
+        await self._ready()
+        reason = cap_text(command.reason)
+        self._s.phase = Phase.DISMISSED
+        self._s.dismissed_reason = reason
+        self._s.resolved_at = workflow.now()
+        self._s.closed = True
+        self._record(
+            EventKind.DISMISSED, f"dismissed as a false alarm: {reason}", command.responder
+        )
+        self._notify(NotificationKind.DISMISSED, text=reason, actor=command.responder)
+        return self._result(f"{self._s.id} dismissed")
+
+    @dismiss.validator
+    def _validate_dismiss(self, command: DismissInput) -> None:
+        _reject_if(transitions.check_responder(command.responder))
+        _reject_if(transitions.check_dismiss(self._s, command.reason))
+
+    @workflow.update
+    async def change_severity(self, command: SeverityInput) -> CommandResult:
+        """Change severity; SLA deadlines are recomputed from the declaration time."""
+        await self._ready()
+        severity = transitions.parse_severity(command.severity)
+        assert severity is not None
+        previous = self._s.severity
+        self._s.severity = severity
+        reason = cap_text(command.reason)
+        text = f"severity {previous.value} → {severity.value}" + (f": {reason}" if reason else "")
+        self._record(EventKind.SEVERITY_CHANGED, text, command.responder)
+        self._notify(NotificationKind.SEVERITY_CHANGED, text=reason, actor=command.responder)
+        return self._result(f"{self._s.id} is now {severity.value}")
+
+    @change_severity.validator
+    def _validate_change_severity(self, command: SeverityInput) -> None:
+        _reject_if(transitions.check_responder(command.responder))
+        _reject_if(transitions.check_severity(self._s, command.severity))
+
+    @workflow.update
+    async def post_update(self, command: StatusUpdateInput) -> CommandResult:
+        """Post a stakeholder update now; restarts the update interval."""
+        await self._ready()
+        if command.impact is not None:
+            self._s.impact = cap_text(command.impact)
+        if command.eta is not None:
+            self._s.eta = cap_text(command.eta, 200)
+        self._s.marks.update_anchor = workflow.now()
+        text = cap_text(command.text)
+        self._record(EventKind.UPDATE_POSTED, text, command.responder)
+        self._notify(
+            NotificationKind.UPDATE,
+            targets=self._announcement_targets(),
+            text=text,
+            actor=command.responder,
+        )
+        return self._result(f"update posted on {self._s.id}")
+
+    @post_update.validator
+    def _validate_post_update(self, command: StatusUpdateInput) -> None:
+        _reject_if(transitions.check_responder(command.responder))
+        _reject_if(transitions.check_update(self._s, command.text))
+
+    @workflow.update
+    async def add_note(self, command: NoteInput) -> CommandResult:
+        """Add a note to the timeline."""
+        await self._ready()
+        self._record(EventKind.NOTE, cap_text(command.text), command.responder)
+        return self._result(f"note added to {self._s.id}")
+
+    @add_note.validator
+    def _validate_add_note(self, command: NoteInput) -> None:
+        _reject_if(transitions.check_responder(command.responder))
+        _reject_if(transitions.check_note(self._s, command.text))
+
+    @workflow.update
+    async def record_postmortem(self, command: PostmortemInput) -> CommandResult:
+        """Record the post-mortem; the incident is then closed."""
+        await self._ready()
+        self._s.postmortem_url = cap_text(command.url, 2000) if command.url else None
+        self._s.postmortem_recorded_at = workflow.now()
+        self._s.closed = True
+        where = f" at {self._s.postmortem_url}" if self._s.postmortem_url else ""
+        self._record(
+            EventKind.POSTMORTEM_RECORDED, f"post-mortem recorded{where}", command.responder
+        )
+        self._notify(NotificationKind.POSTMORTEM_DONE, actor=command.responder)
+        self._record(EventKind.CLOSED, "incident closed")
+        return self._result(f"post-mortem recorded; {self._s.id} closed")
+
+    @record_postmortem.validator
+    def _validate_record_postmortem(self, command: PostmortemInput) -> None:
+        _reject_if(transitions.check_responder(command.responder))
+        required = self._s.policy is not None and clocks.postmortem_required(self._s, self.policy)
+        _reject_if(transitions.check_postmortem(self._s, required))
+
+    # ------------------------------------------------------------- signals
+
+    @workflow.signal
+    async def alert_fired(self, alert: AlertEvent) -> None:
+        """A monitoring alert fired (again); during Monitor this is a recurrence."""
+        await self._ready()
+        now = workflow.now()
+        known = self._s.alerts.get(alert.key)
+        summary = cap_text(alert.summary or alert.key, 500)
+        if known is None:
+            known = AlertState(
+                key=alert.key,
+                source=alert.source,
+                summary=summary,
+                first_at=now,
+                last_at=now,
+                started_at=alert.started_at,
+            )
+            self._s.alerts[alert.key] = known
+            if alert.started_at and (
+                self._s.detected_at is None or alert.started_at < self._s.detected_at
+            ):
+                self._s.detected_at = alert.started_at
+        was_firing = known.firing and known.count > 0
+        known.count += 1
+        known.last_at = now
+        known.summary = summary
+        known.firing = True
+        if not was_firing:
+            self._record(EventKind.ALERT_FIRED, f"alert firing: {summary}", alert.source)
+        if self._s.phase is Phase.MONITOR:
+            target = Phase(self.policy.alerts.recurrence_phase)
+            self._record(
+                EventKind.RECURRENCE, f"recurrence during Monitor: {summary}", alert.source
+            )
+            self._enter(target, alert.source, "", notify=False)
+            self._notify(NotificationKind.RECURRENCE, text=summary, actor=alert.source)
+        self._wake = True
+
+    @workflow.signal
+    async def alert_resolved(self, alert: AlertEvent) -> None:
+        """A monitoring alert recovered; when all have, the policy decides what follows."""
+        await self._ready()
+        known = self._s.alerts.get(alert.key)
+        if known is None or not known.firing:
+            return
+        known.firing = False
+        known.last_at = workflow.now()
+        self._record(EventKind.ALERT_RESOLVED, f"alert recovered: {known.summary}", alert.source)
+        self._notify(NotificationKind.ALERT_RECOVERED, text=known.summary, actor=alert.source)
+        if any(state.firing for state in self._s.alerts.values()):
+            return
+        self._on_all_alerts_recovered(alert.source)
+        self._wake = True
+
+    def _on_all_alerts_recovered(self, source: str) -> None:
+        rule = self.policy.alerts
+        phase = self._s.phase
+        if not phase.is_open or rule.on_all_recovered == "none":
+            return
+        if phase is Phase.DETECT and not rule.resolve_unacknowledged:
+            self._record(
+                EventKind.NOTE,
+                "all alerts recovered; still waiting for a human to acknowledge",
+                SYSTEM,
+            )
+            return
+        if rule.on_all_recovered == "resolve" or phase is Phase.DETECT:
+            self._resolve(source, "all alerts recovered")
+        elif phase in (Phase.INVESTIGATE, Phase.FIX):
+            self._enter(Phase.MONITOR, source, "all alerts recovered")
+
+    # --------------------------------------------------------------- query
+
+    @workflow.query
+    def view(self) -> IncidentView:
+        """The incident as responders see it: facts, deadlines and timeline."""
+        facts = self.facts()
+        monitor_end = clocks.monitor_until(self._s, self._s.policy) if self._s.policy else None
+        return IncidentView(
+            **facts.model_dump(),
+            declared_by=self._s.declared_by,
+            source=self._s.source,
+            sla_breached=self._s.sla_breached,
+            dismissed_reason=self._s.dismissed_reason,
+            routing_rule=self._s.routing_rule,
+            monitor_until=monitor_end,
+            pages_sent=self._s.marks.pages_sent,
+            closed=self._s.closed,
+            alerts=list(self._s.alerts.values()),
+            timeline=list(self._s.timeline),
+        )
+
+    def facts(self) -> IncidentFacts:
+        """The incident's facts with derived deadlines."""
+        s, policy = self._s, self._s.policy
+        sev = policy.for_severity(s.severity) if policy else None
+        return IncidentFacts(
+            id=s.id,
+            title=s.title,
+            severity=s.severity,
+            phase=s.phase,
+            service=s.service,
+            commander=s.commander,
+            impact=s.impact,
+            eta=s.eta,
+            description=s.description,
+            declared_at=s.declared_at,
+            detected_at=s.detected_at,
+            acknowledged_at=s.acknowledged_at,
+            resolved_at=s.resolved_at,
+            ack_deadline=clocks.ack_deadline(s, policy) if policy else None,
+            resolve_deadline=clocks.resolve_deadline(s, policy) if policy else None,
+            next_update_at=clocks.next_update_at(s, policy) if policy else None,
+            update_interval_seconds=sev.update_interval.total_seconds() if sev else None,
+            postmortem_due_at=clocks.postmortem_due_at(s, policy) if policy else None,
+            postmortem_url=s.postmortem_url,
+            related_incident=s.related_incident,
+            links=list(s.links),
+            status_page_url=policy.notifications.status_page_url if policy else "",
+        )
+
+    # ------------------------------------------------------------- helpers
+
+    def _announce_declaration(self) -> None:
+        s = self._s
+        origin = f"declared by {s.declared_by} via {s.source}"
+        if s.routing_rule:
+            origin += f" (routing rule {s.routing_rule!r})"
+        if s.related_incident:
+            origin += f"; repeats {s.related_incident}"
+        self._record(EventKind.DECLARED, f"{s.severity.value}: {s.title} — {origin}", s.declared_by)
+        self._notify(
+            NotificationKind.DECLARED, targets=self._announcement_targets(), actor=s.declared_by
+        )
+
+    def _announcement_targets(self) -> list[str]:
+        targets = [self.policy.notifications.incidents_channel, *self._s.targets]
+        return list(dict.fromkeys(target for target in targets if target))
+
+    def _enter(self, phase: Phase, actor: str, note: str, *, notify: bool = True) -> None:
+        previous = self._s.phase
+        self._s.phase = phase
+        if phase is Phase.MONITOR:
+            self._s.marks.monitor_started_at = workflow.now()
+        note = cap_text(note)
+        text = f"{previous.value} → {phase.value}" + (f": {note}" if note else "")
+        self._record(EventKind.PHASE_CHANGED, text, actor)
+        if notify:
+            self._notify(NotificationKind.PHASE_CHANGED, text=note, actor=actor)
+
+    def _resolve(self, actor: str, note: str) -> None:
+        self._enter(Phase.RESOLVE, actor, note, notify=False)
+        self._s.resolved_at = workflow.now()
+        due = clocks.postmortem_due_at(self._s, self.policy)
+        if due is None:
+            self._record(EventKind.RESOLVED, "resolved; no post-mortem required", actor)
+            self._s.closed = True
+        else:
+            self._record(
+                EventKind.RESOLVED, f"resolved; post-mortem due by {due:%Y-%m-%d %H:%M} UTC", actor
+            )
+        self._notify(
+            NotificationKind.RESOLVED,
+            targets=self._announcement_targets(),
+            text=cap_text(note),
+            actor=actor,
+        )
+        if self._s.closed:
+            self._record(EventKind.CLOSED, "incident closed")
+
+    def _record(self, kind: EventKind, text: str, actor: str | None = SYSTEM) -> None:
+        self._s.timeline.append(_event(at=workflow.now(), kind=kind, text=text, actor=actor))
+
+    def _notify(
+        self,
+        kind: NotificationKind,
+        *,
+        targets: list[str] | None = None,
+        text: str = "",
+        actor: str | None = SYSTEM,
+    ) -> None:
+        self._s.notification_seq += 1
+        self._s.outbox.append(
+            Notification(
+                key=f"{self._s.id}/{self._s.notification_seq}",
+                kind=kind,
+                incident=self.facts(),
+                at=workflow.now(),
+                targets=[target for target in targets or [] if target],
+                text=text,
+                actor=actor,
+            )
+        )
+
+    async def _deliver_notifications(self) -> None:
+        """Deliver queued notifications in order, one activity each."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._s.outbox))
+            notification = self._s.outbox[0]
+            notification.refs = dict(self._s.refs)
+            self._delivering = True
+            try:
+                result = await workflow.execute_activity_method(
+                    Notifier.notify,
+                    notification,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    schedule_to_close_timeout=timedelta(minutes=10),
+                    retry_policy=NOTIFY_RETRY,
+                    summary=f"notify: {notification.kind.value} {', '.join(notification.targets)}",
+                )
+                self._s.refs.update(result.refs)
+                for failure in result.failures:
+                    self._record(EventKind.NOTIFICATION_FAILED, failure)
+            except ActivityError as error:
+                cause = str(error.cause) if error.cause else str(error)
+                self._record(
+                    EventKind.NOTIFICATION_FAILED,
+                    f"{notification.kind.value} notification not delivered: {cause}",
+                )
+            finally:
+                self._s.outbox.pop(0)
+                self._delivering = False
+
+    def _publish(self) -> None:
+        """Keep search attributes and current details in step with the state."""
+        s = self._s
+        updates: list[SearchAttributeUpdate[Any]] = []
+        pairs: tuple[tuple[SearchAttributeKey[Any], Any], ...] = (
+            (sa.PHASE, s.phase.value),
+            (sa.SEVERITY, s.severity.value),
+            (sa.SERVICE, s.service),
+            (sa.COMMANDER, s.commander or ""),
+            (sa.SLA_BREACHED, s.sla_breached),
+            (sa.DETECTED_AT, s.detected_at or s.declared_at),
+            (sa.ACKNOWLEDGED_AT, s.acknowledged_at),
+            (sa.RESOLVED_AT, s.resolved_at),
+        )
+        for key, value in pairs:
+            if key.name in self._published and self._published[key.name] == value:
+                continue
+            self._published[key.name] = value
+            updates.append(key.value_unset() if value is None else key.value_set(value))
+        if updates:
+            workflow.upsert_search_attributes(updates)
+        workflow.set_current_details(self._details())
+
+    def _details(self) -> str:
+        facts = self.facts()
+        rows = [
+            f"**{facts.severity.value} · {facts.phase.value}** — {facts.title}",
+            f"**IC:** {facts.commander or 'unassigned'}",
+        ]
+        if facts.phase.is_open:
+            rows.append(
+                f"**Ack by:** {_hm(facts.ack_deadline)} · "
+                f"**Resolve by:** {_hm(facts.resolve_deadline)}"
+            )
+            rows.append(f"**Next update:** {_hm(facts.next_update_at)}")
+        if facts.postmortem_due_at and not self._s.closed:
+            rows.append(f"**Post-mortem due:** {_hm(facts.postmortem_due_at)}")
+        if self._s.sla_breached:
+            rows.append("**SLA breached**")
+        return "\n".join(rows)
+
+
+def _hm(value: datetime | None) -> str:
+    return "—" if value is None else f"{value:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _event(*, at: datetime, kind: EventKind, text: str, actor: str | None) -> TimelineEvent:
+    return TimelineEvent(at=at, kind=kind, text=text, actor=actor)
