@@ -141,6 +141,9 @@ class Policy(_Strict):
     notifications: NotificationPolicy = Field(default_factory=NotificationPolicy)
     postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
     alerts: AlertPolicy = Field(default_factory=AlertPolicy)
+    max_history_events: int = Field(default=10_000, ge=50, le=50_000)
+    """Continue-as-new once an incident's history reaches this many events (or when the
+    server suggests it earlier), carrying the whole state into a fresh run."""
 
     def for_severity(self, severity: Severity) -> SeverityPolicy:
         """The clocks of ``severity``."""

@@ -121,7 +121,11 @@ class IncidentWorkflow:
             self._publish()
             if self._s.closed:
                 return False
-            if workflow.info().is_continue_as_new_suggested():
+            info = workflow.info()
+            if (
+                info.is_continue_as_new_suggested()
+                or info.get_current_history_length() >= self.policy.max_history_events
+            ):
                 return True
             armed = clocks.armed_clocks(self._s, self.policy)
             self._wake = False
