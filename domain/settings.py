@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     """``INCIDENT_HTTP_HOST``: bind address of the HTTP service."""
     http_port: int = 8000
     """``INCIDENT_HTTP_PORT``: port of the HTTP service."""
+    dev_server_port: int = 7233
+    """``INCIDENT_DEV_SERVER_PORT``: gRPC port of the embedded dev server (``make run``)."""
+    dev_ui_port: int = 8233
+    """``INCIDENT_DEV_UI_PORT``: Web UI port of the embedded dev server."""
     webhook_token: SecretStr | None = Field(default=None)
     """``INCIDENT_WEBHOOK_TOKEN``: bearer token / HMAC secret required on webhooks."""
 

@@ -1,0 +1,43 @@
+# Two commands on a fresh clone:
+#   make run   — the whole stack: embedded Temporal dev server + Web UI, worker, HTTP service
+#   make test  — lint, format check, strict typing and the whole test suite
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit install test-peers bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m workers.stack
+
+test: $(STAMP) test-peers lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+# Real peers some tests talk to (headless Chromium, Prometheus Alertmanager), from Debian.
+test-peers:
+	@bash scripts/ensure-test-peers.sh
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.webhook_throughput
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,133 @@
+"""The embedded Temporal dev server that ``make run`` starts when no server is configured."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain import search_attributes as sa
+from workers.binaries import find_binary
+
+
+@dataclass(frozen=True)
+class DevServerConfig:
+    """Where the embedded dev server listens and keeps its data."""
+
+    db_file: Path
+    host: str = "127.0.0.1"
+    port: int = 7233
+    ui_port: int = 8233
+
+    @property
+    def address(self) -> str:
+        """gRPC address for clients."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def ui_url(self) -> str:
+        """Web UI address."""
+        return f"http://localhost:{self.ui_port}"
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+def dev_server_command(config: DevServerConfig) -> list[str]:
+    """The ``temporal server start-dev`` command line, search attributes included."""
+    return [
+        find_binary("temporal"),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(config.db_file),
+        "--ip",
+        config.host,
+        "--port",
+        str(config.port),
+        "--ui-port",
+        str(config.ui_port),
+        "--log-level",
+        "warn",
+        *sa.cli_flags(),
+    ]
+
+
+async def start_dev_server(config: DevServerConfig) -> asyncio.subprocess.Process:
+    """Start the dev server with persistence; returns once it accepts connections.
+
+    Raises:
+        RuntimeError: when the port is taken or the server does not come up.
+    """
+    for port in (config.port, config.ui_port):
+        if port_in_use(config.host, port):
+            raise RuntimeError(
+                f"port {port} is already in use: is another Temporal server running? "
+                "Stop it, or point TEMPORAL_ADDRESS at it to use it instead."
+            )
+    config.db_file.parent.mkdir(parents=True, exist_ok=True)
+    process = await asyncio.create_subprocess_exec(
+        *dev_server_command(config),
+        stdin=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "TEMPORAL_CLI_SHOW_BANNER": "false"},
+    )
+    for _ in range(300):
+        if process.returncode is not None:
+            raise RuntimeError(f"temporal dev server exited with code {process.returncode}")
+        if port_in_use(config.host, config.port) and port_in_use(config.host, config.ui_port):
+            return process
+        await asyncio.sleep(0.1)
+    await stop_process(process)
+    raise RuntimeError("temporal dev server did not start within 30 seconds")
+
+
+async def stop_process(process: asyncio.subprocess.Process, timeout: float = 10.0) -> None:
+    """Ask a child process to stop, then make sure it does."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), timeout)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+
+async def ensure_search_attributes(client: Client) -> list[str]:
+    """Register any missing custom search attribute; returns the names added."""
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    missing = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type)
+        for key in sa.ALL
+        if key.name not in existing.custom_attributes
+    }
+    if not missing:
+        return []
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
+    except RPCError as error:
+        if error.status is not RPCStatusCode.ALREADY_EXISTS:
+            raise
+    return sorted(missing)
