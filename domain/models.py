@@ -87,6 +87,7 @@ class EventKind(StrEnum):
     POSTMORTEM_OVERDUE = "postmortem_overdue"
     POSTMORTEM_RECORDED = "postmortem_recorded"
     NOTIFICATION_FAILED = "notification_failed"
+    NOTIFICATION_SENT = "notification_sent"
     CLOSED = "closed"
 
 
@@ -101,6 +102,8 @@ class TimelineEvent(_Model):
     """Human-readable description (may contain responder or alert text, unescaped)."""
     actor: str | None = None
     """Who caused it: a responder name, ``system`` for timers, or the alert source."""
+    phase: Phase | None = None
+    """Phase right after the event (the public status history is derived from it)."""
 
 
 class AlertState(_Model):
@@ -331,3 +334,5 @@ class NotifyResult(_Model):
     """References to remember for later notifications (merged into the incident's refs)."""
     failures: list[str] = Field(default_factory=list)
     """Permanent per-channel failures, recorded in the timeline."""
+    sent: list[str] = Field(default_factory=list)
+    """Deliveries worth a timeline entry of their own (e.g. the customer e-mail)."""

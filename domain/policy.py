@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from domain.comms import CommsPolicy
 from domain.durations import Duration, parse_duration
 from domain.models import Severity
 
@@ -141,6 +142,8 @@ class Policy(_Strict):
     notifications: NotificationPolicy = Field(default_factory=NotificationPolicy)
     postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
     alerts: AlertPolicy = Field(default_factory=AlertPolicy)
+    comms: CommsPolicy = Field(default_factory=CommsPolicy)
+    """Slack, status page and customer e-mail (see :mod:`domain.comms`)."""
     max_history_events: int = Field(default=10_000, ge=50, le=50_000)
     """Continue-as-new once an incident's history reaches this many events (or when the
     server suggests it earlier), carrying the whole state into a fresh run."""

@@ -548,7 +548,9 @@ class IncidentWorkflow:
             self._record(EventKind.CLOSED, "incident closed")
 
     def _record(self, kind: EventKind, text: str, actor: str | None = SYSTEM) -> None:
-        self._s.timeline.append(_event(at=workflow.now(), kind=kind, text=text, actor=actor))
+        self._s.timeline.append(
+            _event(at=workflow.now(), kind=kind, text=text, actor=actor, phase=self._s.phase)
+        )
 
     def _notify(
         self,
@@ -590,6 +592,8 @@ class IncidentWorkflow:
                 self._s.refs.update(result.refs)
                 for failure in result.failures:
                     self._record(EventKind.NOTIFICATION_FAILED, failure)
+                for sent in result.sent:
+                    self._record(EventKind.NOTIFICATION_SENT, sent)
             except ActivityError as error:
                 cause = str(error.cause) if error.cause else str(error)
                 self._record(
@@ -646,5 +650,7 @@ def _hm(value: datetime | None) -> str:
     return "—" if value is None else f"{value:%Y-%m-%d %H:%M:%S} UTC"
 
 
-def _event(*, at: datetime, kind: EventKind, text: str, actor: str | None) -> TimelineEvent:
-    return TimelineEvent(at=at, kind=kind, text=text, actor=actor)
+def _event(
+    *, at: datetime, kind: EventKind, text: str, actor: str | None, phase: Phase
+) -> TimelineEvent:
+    return TimelineEvent(at=at, kind=kind, text=text, actor=actor, phase=phase)
