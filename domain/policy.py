@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from domain.comms import CommsPolicy
 from domain.durations import Duration, parse_duration
 from domain.models import Severity
+from domain.routing import RoutingPolicy
 
 
 class _Strict(BaseModel):
@@ -142,6 +143,8 @@ class Policy(_Strict):
     notifications: NotificationPolicy = Field(default_factory=NotificationPolicy)
     postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
     alerts: AlertPolicy = Field(default_factory=AlertPolicy)
+    routing: RoutingPolicy = Field(default_factory=RoutingPolicy)
+    """How webhook alerts are routed to severity, service and targets, and deduplicated."""
     comms: CommsPolicy = Field(default_factory=CommsPolicy)
     """Slack, status page and customer e-mail (see :mod:`domain.comms`)."""
     max_history_events: int = Field(default=10_000, ge=50, le=50_000)
