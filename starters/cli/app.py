@@ -1,0 +1,421 @@
+"""``incident``: the responder CLI. Declare, list, show and drive incidents.
+
+Every command that changes an incident is a Workflow Update: the workflow
+validates it and, when it refuses, its reason is printed and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from domain.models import (
+    AcknowledgeInput,
+    CommandResult,
+    Declaration,
+    DismissInput,
+    NoteInput,
+    Phase,
+    PhaseInput,
+    PostmortemInput,
+    Severity,
+    SeverityInput,
+    StatusUpdateInput,
+    cap_text,
+)
+from domain.settings import Settings
+from starters.cli import render
+from starters.cli.session import CliError, Incidents, open_client
+from workflows.incident import IncidentWorkflow
+
+DEFAULT_TIMEOUT = 30.0
+
+app = typer.Typer(
+    name="incident",
+    help=(
+        "Declare and drive incidents running on Temporal.\n\n"
+        "Exit codes: 0 ok · 1 refused by the incident (reason printed), unknown or closed "
+        "incident · 2 Temporal or the worker unreachable, or a usage error."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+_timeout: ContextVar[float] = ContextVar("timeout", default=DEFAULT_TIMEOUT)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+AsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        metavar="NAME",
+        show_default=False,
+        help="Who is acting. Default: $INCIDENT_USER, else your login name.",
+    ),
+]
+IncidentId = Annotated[
+    str, typer.Argument(metavar="ID", help="Incident ID, e.g. INC-20261126-7QK3.")
+]
+
+
+@app.callback()
+def _global_options(
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            envvar="INCIDENT_CLI_TIMEOUT",
+            min=1.0,
+            metavar="SECONDS",
+            help="How long to wait for Temporal and the incident worker to answer.",
+        ),
+    ] = DEFAULT_TIMEOUT,
+) -> None:
+    """Declare and drive incidents running on Temporal."""
+    _timeout.set(timeout)
+
+
+# ------------------------------------------------------------------- plumbing
+
+
+def _run(action: Callable[[Incidents], Awaitable[None]]) -> None:
+    """Connect, run ``action``, and turn a :class:`CliError` into a message and exit code."""
+    timeout = _timeout.get()
+
+    async def main() -> None:
+        client = await open_client()
+        await action(Incidents(client, timeout=timeout))
+
+    try:
+        asyncio.run(main())
+    except CliError as error:
+        render.print_error(error.message)
+        raise typer.Exit(error.exit_code) from None
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise CliError(f"invalid INCIDENT_* setting: {error}") from None
+
+
+def _responder(as_: str | None) -> str:
+    """``--as``, else ``INCIDENT_USER``, else the login name."""
+    if as_ is not None:
+        return as_
+    user = _settings().user
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        raise CliError("cannot tell who you are: pass --as NAME or set INCIDENT_USER") from None
+
+
+def _incident_id(raw: str) -> str:
+    """Accept ``inc-…`` for ``INC-…``: incident IDs are upper case."""
+    value = raw.strip()
+    return value.upper() if value.upper().startswith("INC-") else value
+
+
+def _report(result: CommandResult, as_json: bool) -> None:
+    if as_json:
+        render.print_json(result)
+    else:
+        render.print_result(result)
+
+
+def _act(
+    incident_id: str,
+    as_json: bool,
+    send: Callable[[Incidents, str], Awaitable[CommandResult]],
+) -> None:
+    """Run one responder command on an incident and print its result."""
+    target = _incident_id(incident_id)
+
+    async def action(incidents: Incidents) -> None:
+        _report(await send(incidents, target), as_json)
+
+    _run(action)
+
+
+# ------------------------------------------------------------------ commands
+
+
+@app.command()
+def declare(
+    title: Annotated[str, typer.Argument(help="What is broken, in a few words.")],
+    severity: Annotated[
+        Severity,
+        typer.Option("--severity", "-s", case_sensitive=False, help="P0 (worst) to P3."),
+    ],
+    service: Annotated[str, typer.Option(help="Affected service.")] = "",
+    commander: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Proposed incident commander.")
+    ] = None,
+    impact: Annotated[str, typer.Option(help="Customer impact as understood now.")] = "",
+    description: Annotated[str, typer.Option(help="Longer context.")] = "",
+    link: Annotated[
+        list[str] | None, typer.Option(metavar="URL", help="Dashboard or runbook (repeatable).")
+    ] = None,
+    as_: AsOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Declare a new incident and print its ID."""
+
+    async def action(incidents: Incidents) -> None:
+        if not title.strip():
+            raise CliError("a title is required, e.g. incident declare 'Checkout returns 500s'")
+        declaration = Declaration(
+            title=cap_text(title.strip(), 300),
+            severity=severity,
+            service=service.strip(),
+            commander=commander,
+            impact=impact,
+            description=description,
+            links=list(link or []),
+            declared_by=_responder(as_),
+            source="cli",
+        )
+        incident_id = await incidents.declare(declaration, task_queue=_settings().task_queue)
+        if as_json:
+            message = f"{incident_id} declared ({severity.value}: {declaration.title})"
+            render.print_json(
+                CommandResult(incident_id=incident_id, phase=Phase.DETECT, message=message)
+            )
+        else:
+            render.print_declared(incident_id, severity=severity, title=declaration.title)
+
+    _run(action)
+
+
+@app.command("list")
+def list_(
+    all_: Annotated[bool, typer.Option("--all", "-a", help="Include closed incidents.")] = False,
+    phase: Annotated[
+        Phase | None, typer.Option(case_sensitive=False, help="Only incidents in this phase.")
+    ] = None,
+    severity: Annotated[
+        Severity | None, typer.Option(case_sensitive=False, help="Only this severity.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    """List open incidents (all with --all), newest first."""
+
+    async def action(incidents: Incidents) -> None:
+        rows = await incidents.list(
+            include_closed=all_, phase=phase, severity=severity, limit=limit
+        )
+        if as_json:
+            render.print_json(rows)
+        else:
+            render.print_list(rows, include_closed=all_, now=datetime.now(UTC))
+
+    _run(action)
+
+
+@app.command()
+def show(incident_id: IncidentId, as_json: JsonFlag = False) -> None:
+    """Show an incident: state, SLA deadlines, next update and timeline."""
+
+    async def action(incidents: Incidents) -> None:
+        view = await incidents.view(_incident_id(incident_id))
+        if as_json:
+            render.print_json(view)
+        else:
+            render.print_view(view, now=datetime.now(UTC))
+
+    _run(action)
+
+
+@app.command()
+def ack(
+    incident_id: IncidentId,
+    commander: Annotated[
+        str | None,
+        typer.Option(metavar="NAME", help="Incident commander, if not you.", show_default=False),
+    ] = None,
+    as_: AsOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Acknowledge: become (or name) the incident commander; stops escalation."""
+    _act(
+        incident_id,
+        as_json,
+        lambda incidents, ref: incidents.command(
+            ref,
+            IncidentWorkflow.acknowledge,
+            AcknowledgeInput(responder=_responder(as_), commander=commander),
+        ),
+    )
+
+
+@app.command()
+def phase(
+    incident_id: IncidentId,
+    target: Annotated[
+        str,
+        typer.Argument(metavar="{investigate|fix|monitor|resolve}", help="The phase to move to."),
+    ],
+    note: Annotated[str, typer.Option(help="Why (recorded in the timeline).")] = "",
+    as_: AsOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Move an incident to another phase."""
+    _act(
+        incident_id,
+        as_json,
+        lambda incidents, ref: incidents.command(
+            ref,
+            IncidentWorkflow.set_phase,
+            PhaseInput(responder=_responder(as_), phase=target, note=note),
+        ),
+    )
+
+
+@app.command()
+def resolve(
+    incident_id: IncidentId,
+    note: Annotated[str, typer.Option(help="How it was resolved.")] = "",
+    as_: AsOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Resolve an incident (same as `phase ID resolve`)."""
+    _act(
+        incident_id,
+        as_json,
+        lambda incidents, ref: incidents.command(
+            ref,
+            IncidentWorkflow.set_phase,
+            PhaseInput(responder=_responder(as_), phase=Phase.RESOLVE.value, note=note),
+        ),
+    )
+
+
+@app.command()
+def dismiss(
+    incident_id: IncidentId,
+    reason: Annotated[str, typer.Option(help="Why this is not an incident.")],
+    as_: AsOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Dismiss a false alarm (from Detect or Investigate)."""
+    _act(
+        incident_id,
+        as_json,
+        lambda incidents, ref: incidents.command(
+            ref, IncidentWorkflow.dismiss, DismissInput(responder=_responder(as_), reason=reason)
+        ),
+    )
+
+
+@app.command()
+def severity(
+    incident_id: IncidentId,
+    level: Annotated[str, typer.Argument(metavar="{P0|P1|P2|P3}", help="The new severity.")],
+    reason: Annotated[str, typer.Option(help="Why it changed.")] = "",
+    as_: AsOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change severity; SLA deadlines are recomputed from the declaration time."""
+    _act(
+        incident_id,
+        as_json,
+        lambda incidents, ref: incidents.command(
+            ref,
+            IncidentWorkflow.change_severity,
+            SeverityInput(responder=_responder(as_), severity=level, reason=reason),
+        ),
+    )
+
+
+@app.command()
+def update(
+    incident_id: IncidentId,
+    text: Annotated[str, typer.Argument(help="What is going on.")],
+    impact: Annotated[
+        str | None, typer.Option(help="Current customer impact.", show_default=False)
+    ] = None,
+    eta: Annotated[
+        str | None, typer.Option(help='Expected resolution, e.g. "~30 min".', show_default=False)
+    ] = None,
+    as_: AsOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Post a stakeholder update now (restarts the update interval)."""
+    _act(
+        incident_id,
+        as_json,
+        lambda incidents, ref: incidents.command(
+            ref,
+            IncidentWorkflow.post_update,
+            StatusUpdateInput(responder=_responder(as_), text=text, impact=impact, eta=eta),
+        ),
+    )
+
+
+@app.command()
+def note(
+    incident_id: IncidentId,
+    text: Annotated[str, typer.Argument(help="The note.")],
+    as_: AsOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add a note to the timeline (no one is notified)."""
+    _act(
+        incident_id,
+        as_json,
+        lambda incidents, ref: incidents.command(
+            ref, IncidentWorkflow.add_note, NoteInput(responder=_responder(as_), text=text)
+        ),
+    )
+
+
+@app.command()
+def postmortem(
+    incident_id: IncidentId,
+    done: Annotated[bool, typer.Option("--done", help="Record the post-mortem as done.")] = False,
+    url: Annotated[
+        str | None, typer.Option(help="Where the post-mortem lives.", show_default=False)
+    ] = None,
+    as_: AsOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record the post-mortem with --done (closes the incident); without it, show its status."""
+    if url is not None and not done:
+        raise typer.BadParameter("--url is recorded with --done", param_hint="--url")
+    if done:
+        _act(
+            incident_id,
+            as_json,
+            lambda incidents, ref: incidents.command(
+                ref,
+                IncidentWorkflow.record_postmortem,
+                PostmortemInput(responder=_responder(as_), url=url),
+            ),
+        )
+        return
+
+    async def action(incidents: Incidents) -> None:
+        view = await incidents.view(_incident_id(incident_id))
+        if as_json:
+            render.print_json(view)
+        else:
+            render.print_postmortem_status(view, now=datetime.now(UTC))
+
+    _run(action)
+
+
+def main() -> None:
+    """Console entry point (``incident``)."""
+    app()
