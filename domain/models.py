@@ -156,6 +156,21 @@ class Declaration(_Model):
     """Extra notification targets chosen by routing (channels, groups)."""
     links: list[str] = Field(default_factory=list)
     """Links to dashboards, runbooks, generator URLs."""
+    alert_group: str | None = None
+    """Workflow ID of the alert group that opened this incident; told when it closes."""
+
+
+INCIDENT_CLOSED_SIGNAL = "incident_closed"
+"""Signal an incident sends its alert group on entering Resolve or Dismissed."""
+
+
+class IncidentClosed(_Model):
+    """Payload of :data:`INCIDENT_CLOSED_SIGNAL`: the group's open incident has ended."""
+
+    incident_id: str
+    """The incident that was resolved or dismissed."""
+    phase: str
+    """``Resolve`` or ``Dismissed``."""
 
 
 class AlertEvent(_Model):

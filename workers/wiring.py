@@ -16,6 +16,7 @@ from activities.policy import PolicyActivities
 from activities.templates import Templates
 from domain.policy import Policy
 from domain.settings import Settings
+from workflows.alert_group import AlertGroupWorkflow
 from workflows.incident import IncidentWorkflow
 
 _POLICY_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="policy")
@@ -44,7 +45,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[IncidentWorkflow],
+        workflows=[IncidentWorkflow, AlertGroupWorkflow],
         activities=[
             PolicyActivities(policy).current_policy,
             Notifier(channels).notify,

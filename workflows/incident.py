@@ -8,7 +8,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.notify import Notifier
@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.durations import format_duration
     from domain.incident import IncidentState, IncidentView
     from domain.models import (
+        INCIDENT_CLOSED_SIGNAL,
         AcknowledgeInput,
         AlertEvent,
         AlertState,
@@ -24,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         Declaration,
         DismissInput,
         EventKind,
+        IncidentClosed,
         IncidentFacts,
         NoteInput,
         Notification,
@@ -87,6 +89,8 @@ class IncidentWorkflow:
         self._wake = False
         self._delivering = False
         self._published: dict[str, object] = {}
+        self._alert_group = input.declaration.alert_group
+        self._group_told: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------- run
 
@@ -289,6 +293,7 @@ class IncidentWorkflow:
         self._s.dismissed_reason = reason
         self._s.resolved_at = workflow.now()
         self._s.closed = True
+        self._tell_alert_group()
         self._record(
             EventKind.DISMISSED, f"dismissed as a false alarm: {reason}", command.responder
         )
@@ -529,6 +534,7 @@ class IncidentWorkflow:
 
     def _resolve(self, actor: str, note: str) -> None:
         self._enter(Phase.RESOLVE, actor, note, notify=False)
+        self._tell_alert_group()
         self._s.resolved_at = workflow.now()
         due = clocks.postmortem_due_at(self._s, self.policy)
         if due is None:
@@ -546,6 +552,22 @@ class IncidentWorkflow:
         )
         if self._s.closed:
             self._record(EventKind.CLOSED, "incident closed")
+
+    def _tell_alert_group(self) -> None:
+        """Tell the alert group that opened this incident, so its next trigger opens a new one."""
+        if not self._alert_group:
+            return
+        handle = workflow.get_external_workflow_handle(self._alert_group)
+        closed = IncidentClosed(incident_id=self._s.id, phase=self._s.phase.value)
+
+        async def tell() -> None:
+            try:
+                await handle.signal(INCIDENT_CLOSED_SIGNAL, closed)
+            except FailureError:
+                # The group is gone (idle-completed): there is nobody left to tell.
+                workflow.logger.info("alert group %s not reachable", self._alert_group)
+
+        self._group_told = asyncio.create_task(tell())
 
     def _record(self, kind: EventKind, text: str, actor: str | None = SYSTEM) -> None:
         self._s.timeline.append(

@@ -1,0 +1,305 @@
+"""The alert group: one small entity workflow per deduplication key.
+
+Incident workflow IDs are human-friendly incident IDs, so an alert cannot name
+its incident directly. Instead every alert is sent (update-with-start, ID
+conflict policy USE_EXISTING) to the group of its key, whose workflow ID is
+derived from the source and the key. Temporal runs one group per ID and the
+group's handlers decide under a lock, so concurrent and duplicate deliveries
+can never open a second incident while one is open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import datetime, timedelta
+from typing import Literal
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import Field
+
+    from domain.models import (
+        INCIDENT_CLOSED_SIGNAL,
+        AlertEvent,
+        Declaration,
+        IncidentClosed,
+        _Model,
+    )
+    from starters.incidents import initial_search_attributes, static_summary
+    from workflows.incident import IncidentInput, IncidentWorkflow
+
+_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+_ID_ATTEMPTS = 5
+_FORWARD_ATTEMPTS = 3
+MAX_HISTORY_EVENTS = 10_000
+"""Continue-as-new at this history length even if the server has not suggested it."""
+
+
+def alert_group_id(source: str, key: str) -> str:
+    """Workflow ID of the group deduplicating ``key`` from ``source``."""
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"alertgroup-{source}-{digest}"
+
+
+class GroupState(_Model):
+    """What a group remembers, carried across continue-as-new."""
+
+    open_incident: str | None = None
+    """The incident alerts of this key currently join."""
+    last_incident: str | None = None
+    """The most recent incident of this key that was resolved or dismissed."""
+    last_closed_at: datetime | None = None
+    """When ``last_incident`` closed."""
+    last_activity_at: datetime | None = None
+    """Latest delivery or closing; the group is forgotten ``repeat_window`` after it."""
+    incidents_opened: int = 0
+    """How many incidents this group opened."""
+    alerts_received: int = 0
+    """How many deliveries this group handled."""
+
+
+class GroupInput(_Model):
+    """Input of :class:`AlertGroupWorkflow`."""
+
+    source: str
+    """Where the alerts come from (alertmanager, grafana, pagerduty, generic)."""
+    key: str
+    """The deduplication key (for display; the workflow ID holds its digest)."""
+    repeat_window: timedelta = timedelta(days=7)
+    """How long after the last activity, with no open incident, the group is kept."""
+    carried: GroupState | None = None
+    """State of the previous run, when continuing as new."""
+
+
+class AlertDelivery(_Model):
+    """Input of :meth:`AlertGroupWorkflow.deliver`: one alert notification."""
+
+    status: Literal["firing", "resolved"]
+    """Whether the alert fires (opens or joins) or recovered."""
+    alert: AlertEvent
+    """The alert as signalled to the incident."""
+    declaration: Declaration
+    """The routed declaration, used when this alert opens an incident."""
+
+
+class DeliveryResult(_Model):
+    """What happened to a delivered alert."""
+
+    incident_id: str | None
+    """The incident the alert opened or joined (None when it was ignored)."""
+    new: bool = False
+    """True when this alert opened the incident."""
+    action: Literal["opened", "joined", "recovered", "ignored"]
+    """opened/joined for firing alerts, recovered/ignored for resolved ones."""
+    related_incident: str | None = None
+    """For an opened repeat incident: the earlier incident it repeats."""
+
+
+class GroupView(_Model):
+    """Query result: the group's incidents."""
+
+    source: str
+    key: str
+    open_incident: str | None = None
+    last_incident: str | None = None
+    incidents_opened: int = 0
+    alerts_received: int = 0
+    incidents: list[str] = Field(default_factory=list)
+    """Incidents opened by this run of the group."""
+
+
+@workflow.defn
+class AlertGroupWorkflow:
+    """Maps one alert deduplication key to its open incident, opening one when needed.
+
+    A firing alert joins the open incident, or opens a new child
+    :class:`~workflows.incident.IncidentWorkflow` (abandoned on close, so it
+    outlives the group). The incident signals back when it is resolved or
+    dismissed; the next firing alert then opens a repeat incident linked to it.
+    """
+
+    @workflow.init
+    def __init__(self, input: GroupInput) -> None:
+        self._input = input
+        self._s = input.carried or GroupState()
+        if self._s.last_activity_at is None:
+            self._s.last_activity_at = workflow.now()
+        self._lock = asyncio.Lock()
+        self._forwarding = 0
+        self._touched = False
+        self._opened_here: list[str] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @workflow.run
+    async def run(self, input: GroupInput) -> GroupState:
+        """Wait for alerts; forget the key after a quiet ``repeat_window``."""
+        while True:
+            self._touched = False
+            timeout = None
+            if self._s.open_incident is None:
+                timeout = max(self._forget_at() - workflow.now(), timedelta(seconds=1))
+            try:
+                await workflow.wait_condition(
+                    lambda: self._touched or self._should_continue_as_new(),
+                    timeout=timeout,
+                    timeout_summary="forget this alert group",
+                )
+            except TimeoutError:
+                pass
+            if self._should_continue_as_new():
+                await workflow.wait_condition(self._settled)
+                workflow.continue_as_new(input.model_copy(update={"carried": self._s}))
+            if self._expired():
+                await workflow.wait_condition(self._settled)
+                if self._expired():
+                    return self._s
+
+    def _forget_at(self) -> datetime:
+        assert self._s.last_activity_at is not None
+        return self._s.last_activity_at + self._input.repeat_window
+
+    def _settled(self) -> bool:
+        return (
+            self._forwarding == 0 and not self._lock.locked() and workflow.all_handlers_finished()
+        )
+
+    def _expired(self) -> bool:
+        return self._s.open_incident is None and workflow.now() >= self._forget_at()
+
+    def _should_continue_as_new(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= MAX_HISTORY_EVENTS
+        )
+
+    def _touch(self) -> None:
+        self._s.last_activity_at = workflow.now()
+        self._touched = True
+
+    # ------------------------------------------------------------ handlers
+
+    @workflow.update
+    async def deliver(self, delivery: AlertDelivery) -> DeliveryResult:
+        """Route one alert notification to its incident; durable once this returns."""
+        self._s.alerts_received += 1
+        self._touch()
+        if delivery.status == "resolved":
+            incident = self._s.open_incident
+            if incident is None:
+                return DeliveryResult(incident_id=self._s.last_incident, action="ignored")
+            self._forward(incident, delivery)
+            return DeliveryResult(incident_id=incident, action="recovered")
+        incident, new = await self._open_or_join(delivery)
+        self._forward(incident, delivery)
+        return DeliveryResult(
+            incident_id=incident,
+            new=new,
+            action="opened" if new else "joined",
+            related_incident=self._s.last_incident if new else None,
+        )
+
+    @workflow.signal(name=INCIDENT_CLOSED_SIGNAL)
+    def incident_closed(self, closed: IncidentClosed) -> None:
+        """The open incident was resolved or dismissed: the next trigger opens a new one."""
+        if closed.incident_id != self._s.open_incident:
+            return
+        self._mark_closed(closed.incident_id)
+
+    @workflow.query
+    def view(self) -> GroupView:
+        """The group's key and incidents."""
+        return GroupView(
+            source=self._input.source,
+            key=self._input.key,
+            open_incident=self._s.open_incident,
+            last_incident=self._s.last_incident,
+            incidents_opened=self._s.incidents_opened,
+            alerts_received=self._s.alerts_received,
+            incidents=list(self._opened_here),
+        )
+
+    # ------------------------------------------------------------- helpers
+
+    def _mark_closed(self, incident_id: str) -> None:
+        self._s.open_incident = None
+        self._s.last_incident = incident_id
+        self._s.last_closed_at = workflow.now()
+        self._touch()
+
+    async def _open_or_join(self, delivery: AlertDelivery) -> tuple[str, bool]:
+        async with self._lock:
+            if self._s.open_incident is not None:
+                return self._s.open_incident, False
+            return await self._open(delivery.declaration), True
+
+    async def _open(self, draft: Declaration) -> str:
+        declaration = draft.model_copy(
+            update={
+                "related_incident": self._repeated_incident(),
+                "alert_group": workflow.info().workflow_id,
+            }
+        )
+        for _ in range(_ID_ATTEMPTS):
+            incident_id = self._new_incident_id()
+            try:
+                await workflow.start_child_workflow(
+                    IncidentWorkflow.run,
+                    IncidentInput(declaration=declaration),
+                    id=incident_id,
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                    search_attributes=initial_search_attributes(declaration),
+                    memo={"title": declaration.title},
+                    static_summary=static_summary(declaration),
+                )
+            except WorkflowAlreadyStartedError:
+                continue
+            self._s.open_incident = incident_id
+            self._s.incidents_opened += 1
+            self._opened_here.append(incident_id)
+            return incident_id
+        raise ApplicationError(f"no free incident ID after {_ID_ATTEMPTS} attempts")
+
+    def _repeated_incident(self) -> str | None:
+        closed = self._s.last_closed_at
+        if closed is None or workflow.now() - closed > self._input.repeat_window:
+            return None
+        return self._s.last_incident
+
+    def _new_incident_id(self) -> str:
+        """Same shape as :func:`starters.incidents.new_incident_id`, from workflow randomness."""
+        rng = workflow.random()
+        suffix = "".join(rng.choice(_ALPHABET) for _ in range(4))
+        return f"INC-{workflow.now():%Y%m%d}-{suffix}"
+
+    def _forward(self, incident_id: str, delivery: AlertDelivery) -> None:
+        """Signal the incident in the background; the command is durable with the update."""
+        self._forwarding += 1
+        task = asyncio.create_task(self._signal(incident_id, delivery, _FORWARD_ATTEMPTS))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _signal(self, incident_id: str, delivery: AlertDelivery, attempts: int) -> None:
+        try:
+            handle: workflow.ExternalWorkflowHandle[IncidentWorkflow] = (
+                workflow.get_external_workflow_handle_for(IncidentWorkflow.run, incident_id)
+            )
+            if delivery.status == "firing":
+                await handle.signal(IncidentWorkflow.alert_fired, delivery.alert)
+            else:
+                await handle.signal(IncidentWorkflow.alert_resolved, delivery.alert)
+        except FailureError:
+            # The incident completed before its closing signal reached us: a firing
+            # alert must not be lost, so it opens the next incident instead.
+            if self._s.open_incident == incident_id:
+                self._mark_closed(incident_id)
+            if delivery.status == "firing" and attempts > 1:
+                workflow.logger.warning("incident %s is gone; alert opens a new one", incident_id)
+                incident, _ = await self._open_or_join(delivery)
+                self._forwarding += 1
+                await self._signal(incident, delivery, attempts - 1)
+        finally:
+            self._forwarding -= 1
