@@ -9,7 +9,7 @@ in the middle of an incident.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from domain.comms import downtime, escape_mrkdwn, incident_channel_name
 from domain.models import Notification, NotificationKind, Phase
 
 PACKAGE_DIR = Path(__file__).parent / "templates"
@@ -29,6 +30,39 @@ _INTERNAL_STATUS = {
     Phase.RESOLVE: "Resolved",
     Phase.DISMISSED: "Dismissed",
 }
+
+
+MEDIA = {"console": "txt", "slack": "mrkdwn", "statuspage": "txt", "email": "txt"}
+"""Every medium the project ships templates for, with its file extension."""
+
+STATUSPAGE_KINDS = (
+    "name",
+    "investigating",
+    "identified",
+    "monitoring",
+    "resolved",
+    "dismissed",
+    "update",
+)
+"""Status-page templates: the public incident name, one per public status, and updates."""
+
+EMAIL_KINDS = ("customer_subject", "customer_body")
+"""Customer e-mail templates."""
+
+
+class Trusted(str):
+    """Text built by the project itself (mentions, links) that must not be escaped again."""
+
+    __slots__ = ()
+
+
+def mrkdwn_finalize(value: Any) -> Any:
+    """Slack autoescape: untrusted values cannot form mentions or links."""
+    if value is None:
+        return ""
+    if isinstance(value, Trusted):
+        return value
+    return escape_mrkdwn(str(value))
 
 
 class TemplateConfigError(ValueError):
@@ -62,6 +96,7 @@ class Templates:
         escape: per-medium function applied to every ``{{ value }}`` (autoescape),
             e.g. Slack mrkdwn or HTML escaping.
         filters: extra filters by name.
+        kinds: template names each medium must have (default: one per notification kind).
     """
 
     def __init__(
@@ -71,6 +106,7 @@ class Templates:
         override_dir: Path | None = None,
         escape: Mapping[str, Callable[[str], str]] | None = None,
         filters: Mapping[str, Callable[..., Any]] | None = None,
+        kinds: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         loaders = [FileSystemLoader(str(PACKAGE_DIR))]
         if override_dir is not None:
@@ -79,6 +115,8 @@ class Templates:
             loaders.insert(0, FileSystemLoader(str(override_dir)))
         self._media = dict(media)
         self._escape = dict(escape or {})
+        every_kind = [kind.value for kind in NotificationKind]
+        self._kinds = {medium: list((kinds or {}).get(medium, every_kind)) for medium in media}
         self._envs: dict[str, SandboxedEnvironment] = {}
         for medium in self._media:
             env = SandboxedEnvironment(
@@ -100,18 +138,20 @@ class Templates:
 
     def _check(self) -> None:
         for medium, env in self._envs.items():
-            for kind in NotificationKind:
-                name = self._name(medium, kind.value)
+            for kind in self._kinds[medium]:
+                name = self._name(medium, kind)
                 try:
                     env.get_template(name)
                 except TemplateError as error:
                     raise TemplateConfigError(f"template {name}: {error}") from None
 
     def render(self, medium: str, notification: Notification, **extra: Any) -> str:
-        """Render ``notification`` for ``medium``; values are escaped for that medium."""
-        return self.render_named(
-            medium, notification.kind.value, **context_of(notification), **extra
-        )
+        """Render ``notification`` for ``medium``; values are escaped for that medium.
+
+        ``extra`` adds variables or replaces the standard ones (see :func:`context_of`).
+        """
+        context = {**context_of(notification), **extra}
+        return self.render_named(medium, notification.kind.value, **context)
 
     def render_named(self, medium: str, kind: str, **context: Any) -> str:
         """Render the template ``kind`` of ``medium`` with an explicit context."""
@@ -134,4 +174,16 @@ def context_of(notification: Notification) -> dict[str, Any]:
         "internal_status": _INTERNAL_STATUS[incident.phase],
         "status_page_url": incident.status_page_url,
         "duration": humanize((end - incident.declared_at).total_seconds()),
+        "downtime": humanize(downtime(incident, until=notification.at).total_seconds()),
+        "channel": "#" + incident_channel_name(incident),
     }
+
+
+def standard_templates(override_dir: Path | None = None) -> Templates:
+    """Every shipped medium (console, Slack, status page, e-mail), checked now."""
+    return Templates(
+        media=MEDIA,
+        override_dir=override_dir,
+        escape={"slack": mrkdwn_finalize},
+        kinds={"statuspage": STATUSPAGE_KINDS, "email": EMAIL_KINDS},
+    )

@@ -1,0 +1,1 @@
+"""Local stand-ins for third-party HTTP APIs, speaking their real wire protocols."""
