@@ -64,9 +64,20 @@ class FakeSlack:
 
     # ------------------------------------------------------------ control
 
-    def add_channel(self, name: str, *, archived: bool = False, members: list[str] | None = None):
+    def add_channel(
+        self,
+        name: str,
+        *,
+        archived: bool = False,
+        members: list[str] | None = None,
+        channel_id: str | None = None,
+    ) -> FakeChannel:
+        """A channel that exists before the test starts."""
         channel = FakeChannel(
-            id=f"C{next(self._ids):04d}", name=name, is_archived=archived, members=members or []
+            id=channel_id or f"C{next(self._ids):04d}",
+            name=name,
+            is_archived=archived,
+            members=members or [],
         )
         self.channels[channel.id] = channel
         return channel
