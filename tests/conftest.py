@@ -37,9 +37,14 @@ async def register_search_attributes(client: Client) -> None:
     )
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(loop_scope="session")
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server."""
+    """A fresh time-skipping test server for each test.
+
+    One server per test keeps tests independent: the server will not skip time
+    while an activity of an earlier test's incident is still scheduled, and it
+    starts in a fraction of a second.
+    """
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=find_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,

@@ -43,3 +43,10 @@ def offsets(view: IncidentView, kind: EventKind) -> list[timedelta]:
 def at(view: IncidentView, kind: EventKind) -> list[datetime]:
     """Timestamps of each ``kind`` event."""
     return [e.at for e in view.timeline if e.kind is kind]
+
+
+def close_to(actual: list[timedelta], expected: list[timedelta], slack: float = 1.0) -> bool:
+    """Same length, and each actual offset within ``slack`` seconds after the expected one."""
+    return len(actual) == len(expected) and all(
+        0 <= (a - e).total_seconds() <= slack for a, e in zip(actual, expected, strict=True)
+    )
