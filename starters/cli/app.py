@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
+import sys
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -417,5 +419,20 @@ def postmortem(
 
 
 def main() -> None:
-    """Console entry point (``incident``)."""
-    app()
+    """Console entry point (``incident``).
+
+    Exits with ``os._exit`` once output is flushed: letting the interpreter
+    finalize while the Temporal client's native threads wind down can abort a
+    finished command with ``PyGILState_Release`` (temporalio/sdk-python#300),
+    turning a success into exit code 134.
+    """
+    try:
+        app()
+        code = 0
+    except SystemExit as done:
+        if isinstance(done.code, str):
+            print(done.code, file=sys.stderr)
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

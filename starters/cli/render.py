@@ -67,9 +67,12 @@ def duration(delta: timedelta) -> str:
     return f"{secs}s"
 
 
-def relative(moment: datetime, now: datetime) -> str:
-    """``in 4m`` or ``12m ago``."""
-    return f"in {duration(moment - now)}" if moment > now else f"{duration(now - moment)} ago"
+def relative(moment: datetime, now: datetime, *, coarse: bool = False) -> str:
+    """``in 4m 10s`` or ``12m ago`` (only the largest unit when ``coarse``)."""
+    text = duration(moment - now)
+    if coarse:
+        text = text.split()[0]
+    return f"in {text}" if moment > now else f"{text} ago"
 
 
 def timestamp(moment: datetime) -> str:
@@ -114,10 +117,12 @@ def print_error(message: str) -> None:
 
 def print_result(result: CommandResult) -> None:
     """The workflow's one-line summary of a command."""
-    _stdout().print(
-        Text.assemble(("✓ ", "green"), safe(result.message), "  ", _phase(result.phase.value)),
-        soft_wrap=True,
-    )
+    line = Text.assemble(("✓ ", "green"), safe(result.message))
+    if result.phase.value not in result.message:
+        line.append_text(
+            Text.assemble((" (phase ", "dim"), _phase(result.phase.value), (")", "dim"))
+        )
+    _stdout().print(line, soft_wrap=True)
 
 
 def print_declared(incident_id: str, *, severity: Severity, title: str) -> None:
@@ -147,22 +152,38 @@ def print_list(rows: Sequence[IncidentSummary], *, include_closed: bool, now: da
     if not rows:
         console.print("No incidents." if include_closed else "No open incidents.")
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("ID", "SEV", "PHASE", "TITLE", "SERVICE", "COMMANDER", "DETECTED"):
-        table.add_column(column, overflow="fold" if column == "TITLE" else "ellipsis")
+    headers = ("ID", "SEV", "PHASE", "TITLE", "SERVICE", "COMMANDER", "DETECTED")
+    cells: list[list[Text]] = []
     for row in rows:
         phase = _phase(row.phase)
         if row.sla_breached:
             phase.append(" SLA!", style="bold red")
-        table.add_row(
-            Text(row.id, no_wrap=True),
-            _severity(row.severity),
-            phase,
-            Text(safe(row.title, single_line=True)),
-            Text(safe(row.service, single_line=True) or "—"),
-            Text(safe(row.commander, single_line=True) or "unassigned"),
-            Text(relative(row.detected_at, now) if row.detected_at else "—", style="dim"),
+        cells.append(
+            [
+                Text(row.id),
+                _severity(row.severity),
+                phase,
+                Text(safe(row.title, single_line=True)),
+                Text(safe(row.service, single_line=True)[:24] or "—"),
+                Text(safe(row.commander, single_line=True)[:24] or "unassigned"),
+                Text(
+                    relative(row.detected_at, now, coarse=True) if row.detected_at else "—",
+                    style="dim",
+                ),
+            ]
         )
+    title = headers.index("TITLE")
+    widths = [
+        max(len(header), *(cell[i].cell_len for cell in cells)) for i, header in enumerate(headers)
+    ]
+    # One line per incident: only the title gives way on a narrow terminal.
+    others = sum(widths) - widths[title] + 2 * (len(headers) - 1)
+    widths[title] = max(10, min(widths[title], console.width - others))
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for header, width in zip(headers, widths, strict=True):
+        table.add_column(header, no_wrap=True, width=width, overflow="ellipsis")
+    for cell in cells:
+        table.add_row(*cell)
     console.print(table)
 
 
@@ -227,7 +248,8 @@ def _facts(view: IncidentView, now: datetime) -> Table:
         if value is not None:
             grid.add_row(label, value)
 
-    row("Status", Text(view.phase.public_status + (" · closed" if view.closed else "")))
+    row("Status page", Text(view.phase.public_status))
+    row("Closed", Text("yes — nothing left to do", style="dim") if view.closed else None)
     row("Service", Text(safe(view.service, single_line=True) or "—"))
     row("Commander", Text(safe(view.commander, single_line=True) or "unassigned"))
     row("Impact", Text(safe(view.impact)) if view.impact else None)
@@ -320,7 +342,7 @@ def print_view(view: IncidentView, *, now: datetime) -> None:
     parts += [Text(), _timeline(view)]
     steps = next_steps(view)
     if steps:
-        parts += [Text(), Text.assemble(("Next: ", "bold"), "   ·   ".join(steps))]
+        parts += [Text(), Text("Next", style="bold"), *(Text(f"  {step}") for step in steps)]
     _stdout().print(Group(*parts))
 
 

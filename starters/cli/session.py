@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from temporalio.client import (
     Client,
+    RPCTimeoutOrCancelledError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
@@ -161,7 +162,7 @@ class Incidents:
     async def _bounded(self, call: Awaitable[_T]) -> _T:
         try:
             return await asyncio.wait_for(call, self._timeout)
-        except TimeoutError:
+        except (TimeoutError, RPCTimeoutOrCancelledError):
             raise CliError(
                 f"no answer within {self._timeout:g}s from Temporal at {self.target}. "
                 "Is the incident worker running (make run / incident-worker)? "

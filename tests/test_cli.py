@@ -1,0 +1,301 @@
+"""The ``incident`` CLI end to end: a real dev server, a real worker, the CLI as a user runs it.
+
+Commands run in-process through typer's ``CliRunner`` in a thread (the CLI runs
+its own event loop), configured only through the environment, like a user's
+shell. The unreachable-server case also runs the installed console script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner, Result
+
+from starters.cli import app
+from tests.conftest import new_worker
+
+ID = re.compile(r"^INC-\d{8}-[2-9A-HJ-NP-Z]{4}$")
+T = TypeVar("T")
+
+
+class Cli:
+    """Runs ``incident ...`` with a given environment."""
+
+    def __init__(self, env: dict[str, str | None]) -> None:
+        self.env = env
+        self.runner = CliRunner()
+
+    async def __call__(self, *args: str, **env: str | None) -> Result:
+        return await asyncio.to_thread(self.runner.invoke, app, list(args), env={**self.env, **env})
+
+    async def ok(self, *args: str, **env: str | None) -> Result:
+        result = await self(*args, **env)
+        assert result.exit_code == 0, (args, result.output)
+        assert "Traceback" not in result.output
+        return result
+
+    async def json(self, *args: str) -> Any:
+        return json.loads((await self.ok(*args, "--json")).stdout)
+
+    async def refused(self, *args: str, code: int = 1) -> str:
+        """Run a command that must fail; return its stderr."""
+        result = await self(*args)
+        assert result.exit_code == code, (args, result.output)
+        assert "Traceback" not in result.output
+        assert result.stdout == ""
+        return result.stderr
+
+
+def base_env(tmp: Path) -> dict[str, str | None]:
+    """Only what a user's shell would set; nothing from the host's Temporal config."""
+    return {
+        "TEMPORAL_CONFIG_FILE": str(tmp / "no-temporal.toml"),
+        "TEMPORAL_PROFILE": None,
+        "TEMPORAL_API_KEY": None,
+        "TEMPORAL_TLS": None,
+        "INCIDENT_USER": "alice",
+        "COLUMNS": "200",
+    }
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def cli(
+    dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Cli]:
+    """The CLI pointed at the dev server, with a worker on its own task queue."""
+    worker = new_worker(dev_env.client)
+    env = base_env(tmp_path_factory.mktemp("cli"))
+    env |= {
+        "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": dev_env.client.namespace,
+        "INCIDENT_TASK_QUEUE": worker.task_queue,
+    }
+    async with worker:
+        yield Cli(env)
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 10.0) -> T:
+    """Retry ``check`` until it stops failing its assertions (visibility lags a little)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await check()
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+def listed(rows: list[dict[str, Any]], incident_id: str) -> dict[str, Any] | None:
+    return next((row for row in rows if row["id"] == incident_id), None)
+
+
+def kinds(view: dict[str, Any]) -> list[str]:
+    return [event["kind"] for event in view["timeline"]]
+
+
+async def test_declare_and_walk_an_incident_through_every_phase(cli: Cli) -> None:
+    declared = await cli.ok(
+        "declare",
+        "Checkout returns 500s",
+        "--severity",
+        "p1",
+        "--service",
+        "checkout",
+        "--impact",
+        "30% of checkouts fail",
+    )
+    incident = declared.stdout.strip()
+    assert ID.match(incident), declared.stdout
+    assert f"incident ack {incident}" in declared.stderr
+
+    async def in_list() -> str:
+        result = await cli.ok("list")
+        assert incident in result.stdout
+        return result.stdout
+
+    table = await eventually(in_list)
+    assert "Checkout returns 500s" in table and "checkout" in table and "Detect" in table
+
+    row = listed(await cli.json("list"), incident)
+    assert row is not None
+    assert row | {"detected_at": None} == {
+        "id": incident,
+        "title": "Checkout returns 500s",
+        "severity": "P1",
+        "phase": "Detect",
+        "service": "checkout",
+        "commander": None,
+        "sla_breached": False,
+        "status": "running",
+        "detected_at": None,
+        "acknowledged_at": None,
+        "resolved_at": None,
+    }
+    assert listed(await cli.json("list", "--phase", "detect", "--severity", "P1"), incident)
+    assert not listed(await cli.json("list", "--phase", "fix"), incident)
+    assert not listed(await cli.json("list", "--severity", "P3"), incident)
+
+    view = await cli.json("show", incident.lower())
+    assert view["id"] == incident and view["phase"] == "Detect"
+    assert view["declared_by"] == "alice" and view["impact"] == "30% of checkouts fail"
+    assert kinds(view) == ["declared"]
+    assert view["ack_deadline"] and view["resolve_deadline"] and view["next_update_at"]
+
+    shown = (await cli.ok("show", incident)).stdout
+    for expected in ("Checkout returns 500s", "Ack SLA", "Resolve SLA", "Next update"):
+        assert expected in shown
+    assert "Timeline" in shown and f"incident ack {incident}" in shown
+
+    acked = await cli.json("ack", incident, "--as", "bob")
+    assert acked["incident_id"] == incident and acked["phase"] == "Investigate"
+    assert "bob" in acked["message"]
+
+    assert (await cli.json("phase", incident, "fix", "--note", "bad deploy 4711"))["phase"] == "Fix"
+    posted = await cli.json(
+        "update", incident, "Rolling back 4711", "--impact", "10% fail", "--eta", "~20 min"
+    )
+    assert posted["phase"] == "Fix" and "update posted" in posted["message"]
+    raised = await cli.json("severity", incident, "P0", "--reason", "EU down too")
+    assert "P0" in raised["message"]
+    assert (await cli.json("note", incident, "rollback at 14:02", "--as", "carol"))[
+        "phase"
+    ] == "Fix"
+    assert (await cli.json("phase", incident, "monitor"))["phase"] == "Monitor"
+
+    async def row_in(phase: str) -> None:
+        row = listed(await cli.json("list", "--phase", phase), incident)
+        assert row is not None and row["severity"] == "P0" and row["commander"] == "bob"
+
+    await eventually(lambda: row_in("Monitor"))
+
+    resolved = await cli.ok("resolve", incident, "--note", "error rate normal")
+    assert "Resolve" in resolved.stdout
+    assert "due" in (await cli.ok("postmortem", incident)).stdout
+    done = await cli.json("postmortem", incident, "--done", "--url", "https://wiki/pm/42")
+    assert done["phase"] == "Resolve" and "closed" in done["message"]
+
+    final = await cli.json("show", incident)
+    assert final["closed"] is True and final["postmortem_url"] == "https://wiki/pm/42"
+    assert (final["severity"], final["commander"], final["eta"]) == ("P0", "bob", "~20 min")
+    assert kinds(final) == [
+        "declared",
+        "acknowledged",
+        "phase_changed",
+        "update_posted",
+        "severity_changed",
+        "note",
+        "phase_changed",
+        "phase_changed",
+        "resolved",
+        "postmortem_recorded",
+        "closed",
+    ]
+    actors = {event["kind"]: event["actor"] for event in final["timeline"]}
+    assert actors["acknowledged"] == "bob" and actors["note"] == "carol"
+    assert actors["severity_changed"] == "alice"
+
+    async def closed_everywhere() -> None:
+        assert not listed(await cli.json("list"), incident)
+        row = listed(await cli.json("list", "--all"), incident)
+        assert row is not None and row["phase"] == "Resolve" and row["status"] == "completed"
+
+    await eventually(closed_everywhere)
+    assert "is closed" in await cli.refused("note", incident, "too late")
+    assert "recorded" in (await cli.ok("show", incident)).stdout
+
+
+async def test_the_workflow_refuses_impossible_commands_with_its_reason(
+    cli: Cli, dev_env: WorkflowEnvironment
+) -> None:
+    declared = await cli.json("declare", "[bold]Login[/bold] \x1b[31mslow", "-s", "P2")
+    incident = declared["incident_id"]
+    assert declared["phase"] == "Detect" and ID.match(incident)
+    before = await cli.json("show", incident)
+
+    assert "acknowledge it first" in await cli.refused("phase", incident, "monitor")
+    assert "unknown phase 'sideways'" in await cli.refused("phase", incident, "sideways")
+    assert "unknown severity 'P9'" in await cli.refused("severity", incident, "P9")
+    assert "still open" in await cli.refused("postmortem", incident, "--done")
+    assert "reason is required" in await cli.refused("dismiss", incident, "--reason", " ")
+    assert "responder name is empty" in await cli.refused("ack", incident, "--as", "")
+    assert (await cli.json("show", incident))["timeline"] == before["timeline"]
+
+    await cli.ok("ack", incident)
+    assert "already acknowledged by alice" in await cli.refused("ack", incident)
+
+    shown = (await cli.ok("show", incident)).stdout
+    assert "[bold]Login[/bold] [31mslow" in shown and "\x1b" not in shown
+
+    await cli.ok("dismiss", incident, "--reason", "synthetic check misconfigured")
+    await dev_env.client.get_workflow_handle(incident).result()
+    assert f"incident {incident} is closed" in await cli.refused("ack", incident)
+    dismissed = await cli.json("show", incident)
+    assert dismissed["phase"] == "Dismissed" and dismissed["closed"] is True
+
+
+async def test_unknown_incident_and_bad_input(cli: Cli) -> None:
+    missing = "INC-20000101-ZZZZ"
+    for command in (("show", missing), ("ack", missing), ("note", missing, "hi")):
+        assert f"incident {missing} not found" in await cli.refused(*command)
+    assert "title is required" in await cli.refused("declare", "  ", "--severity", "P1")
+    assert "P9" in (await cli("declare", "x", "--severity", "P9")).output
+    assert (await cli("declare", "x", "--severity", "P9")).exit_code == 2
+    assert (await cli("postmortem", missing, "--url", "https://x")).exit_code == 2
+
+
+async def test_a_silent_worker_times_out_with_advice(
+    cli: Cli, dev_env: WorkflowEnvironment
+) -> None:
+    incident = (
+        await cli.ok("declare", "nobody home", "--severity", "P3", INCIDENT_TASK_QUEUE="no-worker")
+    ).stdout.strip()
+    try:
+        stderr = await cli.refused("--timeout", "1", "ack", incident, code=2)
+        assert "no answer within 1s" in stderr and "worker running" in stderr
+    finally:
+        await dev_env.client.get_workflow_handle(incident).terminate("test cleanup")
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def process_env(overrides: dict[str, str | None]) -> dict[str, str]:
+    env = {**os.environ, **overrides}
+    return {key: value for key, value in env.items() if value is not None}
+
+
+async def test_unreachable_temporal_names_the_address(tmp_path: Path) -> None:
+    address = f"127.0.0.1:{closed_port()}"
+    cli = Cli(base_env(tmp_path) | {"TEMPORAL_ADDRESS": address})
+    for command in (("list",), ("show", "INC-X"), ("ack", "INC-X"), ("declare", "x", "-s", "P1")):
+        stderr = await cli.refused(*command, code=2)
+        assert f"cannot reach Temporal at {address}" in stderr
+
+    script = Path(sys.executable).parent / "incident"
+    process = await asyncio.create_subprocess_exec(
+        str(script),
+        "list",
+        env=process_env(cli.env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert out == b""
+    assert f"cannot reach Temporal at {address}".encode() in err
+    assert b"Traceback" not in err
