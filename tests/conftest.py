@@ -112,3 +112,79 @@ def new_worker(
         channels=channels,
         **options,
     )
+
+
+# ------------------------------------------------------------------ webhooks
+
+WEBHOOK_FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
+
+
+def webhook_fixture(name: str) -> dict[str, Any]:
+    """A payload from tests/fixtures/webhooks (written from each tool's documentation)."""
+    data: dict[str, Any] = json.loads((WEBHOOK_FIXTURES / f"{name}.json").read_text())
+    return data
+
+
+class WebhookHarness:
+    """The HTTP app in-process (ASGI) on the dev server, with a worker on a fresh queue."""
+
+    def __init__(self, client: Client, worker: Worker, http: Any) -> None:
+        self.client = client
+        self.worker = worker
+        self.http = http
+
+    async def post(self, path: str, payload: Any, **kwargs: Any) -> Any:
+        """POST ``payload`` as JSON to ``/webhooks/<path>``."""
+        return await self.http.post(f"/webhooks/{path}", json=payload, **kwargs)
+
+    async def view(self, incident_id: str) -> Any:
+        """The incident's current view."""
+        from workflows.incident import IncidentWorkflow
+
+        handle = self.client.get_workflow_handle_for(IncidentWorkflow.run, incident_id)
+        return await handle.query(IncidentWorkflow.view)
+
+    async def wait_for(self, incident_id: str, check: Any, timeout: float = 10.0) -> Any:
+        """Poll the incident's view until ``check(view)`` holds."""
+        import asyncio
+
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            view = await self.view(incident_id)
+            if check(view) or asyncio.get_running_loop().time() > deadline:
+                return view
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def webhook_harness(dev_env: WorkflowEnvironment) -> Any:
+    """Factory: ``async with webhook_harness(policy=..., tokens=...) as hooks``."""
+    from contextlib import asynccontextmanager
+
+    import httpx
+    from pydantic import SecretStr
+
+    from domain.settings import Settings
+    from starters.http_app import create_app
+    from starters.webhooks import WebhookSettings
+
+    @asynccontextmanager
+    async def make(
+        *, policy: Policy | None = None, token: str | None = None, **hooks: Any
+    ) -> AsyncIterator[WebhookHarness]:
+        policy = policy or Policy()
+        async with new_worker(dev_env.client, policy=policy) as worker:
+            app = create_app(
+                settings=Settings(
+                    task_queue=worker.task_queue,
+                    webhook_token=SecretStr(token) if token else None,
+                ),
+                client=dev_env.client,
+                policy=policy,
+                webhook_settings=WebhookSettings(**hooks),
+            )
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://hooks.test") as http:
+                yield WebhookHarness(dev_env.client, worker, http)
+
+    return make

@@ -1,0 +1,154 @@
+"""``incident-http``: the stateless HTTP service (monitoring webhooks, health, OpenAPI docs).
+
+Any number of replicas can run behind a load balancer: all state lives in
+Temporal. Other pages are added with ``app.include_router(...)``; they reach
+Temporal through ``await app.state.gateway.client()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, Literal
+
+import fastapi
+import temporalio.client
+import uvicorn
+from fastapi import APIRouter, Response
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from domain.policy import Policy, PolicyError, load_policy
+from domain.settings import Settings
+from starters.webhooks import (
+    TemporalGateway,
+    WebhookService,
+    WebhookSettings,
+    payload_schemas,
+    webhook_router,
+)
+from starters.webhooks.errors import WebhookError, webhook_error_handler
+
+log = logging.getLogger("incidents.http")
+
+DESCRIPTION = """\
+Turns monitoring alerts into durable incidents.
+
+Point Prometheus Alertmanager, Grafana or anything that can page PagerDuty at
+`/webhooks/*`. A 2xx answer means Temporal has recorded the alert; 503 means
+it could not, and the sender should retry.
+"""
+
+
+class Health(BaseModel):
+    """``GET /healthz`` answer."""
+
+    status: Literal["ok", "unavailable"]
+    """``ok`` when Temporal answers, else ``unavailable`` (with HTTP 503)."""
+    temporal: Literal["reachable", "unreachable"]
+    """Whether Temporal answered a health check just now."""
+    detail: str = ""
+    """Why Temporal is unreachable."""
+
+
+def health_router(gateway: TemporalGateway) -> APIRouter:
+    """``GET /healthz``."""
+    router = APIRouter(tags=["health"])
+
+    @router.get(
+        "/healthz",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "Temporal unreachable."}},
+        summary="Service health and Temporal reachability",
+    )
+    async def healthz(response: Response) -> Health:
+        """200 when Temporal is reachable, 503 (with the reason) when it is not."""
+        reachable, detail = await gateway.reachable()
+        if not reachable:
+            response.status_code = 503
+            return Health(status="unavailable", temporal="unreachable", detail=detail)
+        return Health(status="ok", temporal="reachable")
+
+    return router
+
+
+def _document_payloads(app: fastapi.FastAPI) -> None:
+    """Publish the webhook body models (validated by hand, not by FastAPI) in the schema."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(payload_schemas())
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_app(
+    *,
+    settings: Settings | None = None,
+    client: temporalio.client.Client | None = None,
+    policy: Policy | None = None,
+    webhook_settings: WebhookSettings | None = None,
+) -> fastapi.FastAPI:
+    """The HTTP service.
+
+    Args:
+        settings: process settings (default: from the environment).
+        client: Temporal client to use; without one the app connects lazily with
+            :func:`domain.connection.connect` and reconnects after failures,
+            answering 503 while Temporal is unreachable.
+        policy: response policy whose ``[routing]`` applies (default: ``INCIDENT_POLICY``).
+        webhook_settings: limits and per-source tokens (default: the environment).
+
+    Raises:
+        PolicyError: the policy file is invalid.
+    """
+    settings = settings or Settings()
+    policy = policy or load_policy(settings.policy)
+    hooks = webhook_settings or WebhookSettings()
+    gateway = TemporalGateway(
+        client=client, task_queue=settings.task_queue, timeout=hooks.timeout_seconds
+    )
+    tokens = hooks.tokens(settings.webhook_token)
+    open_sources = [source.value for source, token in tokens.items() if token is None]
+    if open_sources:
+        log.warning(
+            "webhooks without authentication: %s (set INCIDENT_WEBHOOK_TOKEN)",
+            ", ".join(open_sources),
+        )
+    service = WebhookService(
+        gateway=gateway,
+        routing=policy.routing,
+        tokens=tokens,
+        max_body_bytes=hooks.max_body_bytes,
+    )
+    app = fastapi.FastAPI(title="Incident orchestrator", version="0.1.0", description=DESCRIPTION)
+    app.state.gateway = gateway
+    app.add_exception_handler(WebhookError, webhook_error_handler)
+    app.include_router(webhook_router(service))
+    app.include_router(health_router(gateway))
+    _document_payloads(app)
+    return app
+
+
+def main() -> None:
+    """Console entry point: serve on ``INCIDENT_HTTP_HOST``:``INCIDENT_HTTP_PORT``."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings()
+    try:
+        app = create_app(settings=settings)
+    except PolicyError as error:
+        print(f"incident-http: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""The hand-off to Temporal: alerts go to their group with update-with-start.
+
+An answer is only given once Temporal has durably accepted the update (its
+result comes back from the group), so a 2xx means the alert is recorded. Any
+failure to reach Temporal becomes :class:`Unavailable`, answered with 503 so
+the sender retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import TemporalError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.connection import TemporalUnavailable, connect
+from domain.models import AcknowledgeInput, cap_text
+from workflows.alert_group import (
+    AlertDelivery,
+    AlertGroupWorkflow,
+    DeliveryResult,
+    GroupInput,
+    alert_group_id,
+)
+from workflows.incident import IncidentWorkflow
+
+log = logging.getLogger("incidents.webhooks")
+
+PER_GROUP_IN_FLIGHT = 8
+"""Concurrent updates this process sends one group (the server admits 10 by default)."""
+
+
+class Unavailable(Exception):
+    """Temporal did not accept the alert; the sender should retry."""
+
+
+class _KeyedLimiter:
+    """A semaphore per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._slots: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        semaphore, users = self._slots.setdefault(key, (asyncio.Semaphore(self._limit), [0]))
+        users[0] += 1
+        try:
+            async with semaphore:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._slots[key]
+
+
+class AckOutcome:
+    """Result of a PagerDuty ``acknowledge``."""
+
+    def __init__(self, incident_id: str | None, acknowledged: bool, message: str) -> None:
+        self.incident_id = incident_id
+        self.acknowledged = acknowledged
+        self.message = message
+
+
+class TemporalGateway:
+    """Owns the Temporal client of the HTTP service (injected, or connected lazily).
+
+    Without an injected client the first request connects; after a failed
+    attempt the next one is made at most every ``retry_after`` seconds, so the
+    service starts before Temporal does and answers 503 meanwhile.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: Client | None,
+        task_queue: str,
+        timeout: float = 10.0,
+        connector: Callable[[], Awaitable[Client]] = connect,
+        retry_after: float = 1.0,
+    ) -> None:
+        self._client = client
+        self._task_queue = task_queue
+        self._timeout = timeout
+        self._connector = connector
+        self._retry_after = retry_after
+        self._connect_lock = asyncio.Lock()
+        self._failed_at: float | None = None
+        self._last_error = ""
+        self._limiter = _KeyedLimiter(PER_GROUP_IN_FLIGHT)
+
+    async def client(self) -> Client:
+        """The connected client.
+
+        Raises:
+            Unavailable: Temporal cannot be reached now.
+        """
+        if self._client is not None:
+            return self._client
+        async with self._connect_lock:
+            if self._client is not None:
+                return self._client
+            if (
+                self._failed_at is not None
+                and time.monotonic() - self._failed_at < self._retry_after
+            ):
+                raise Unavailable(self._last_error)
+            try:
+                async with asyncio.timeout(self._timeout):
+                    self._client = await self._connector()
+            except (TemporalUnavailable, RuntimeError, OSError, TimeoutError) as error:
+                self._failed_at = time.monotonic()
+                self._last_error = str(error) or "timed out connecting to Temporal"
+                log.warning("Temporal unavailable: %s", self._last_error)
+                raise Unavailable(self._last_error) from None
+            self._failed_at = None
+            return self._client
+
+    async def reachable(self) -> tuple[bool, str]:
+        """Whether Temporal answers a health check now, with a reason when not."""
+        try:
+            client = await self.client()
+            healthy = await client.service_client.check_health(timeout=timedelta(seconds=2))
+        except Unavailable as error:
+            return False, str(error)
+        except (RPCError, RuntimeError) as error:
+            return False, str(error)
+        return (True, "ok") if healthy else (False, "health check failed")
+
+    @asynccontextmanager
+    async def _temporal(self, what: str) -> AsyncIterator[None]:
+        """Map every way Temporal can fail to accept to :class:`Unavailable`."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                yield
+        except TimeoutError:
+            raise Unavailable(f"Temporal did not accept {what} within {self._timeout:g}s") from None
+        except (TemporalError, RuntimeError) as error:
+            log.warning("Temporal refused %s: %s", what, error)
+            raise Unavailable(f"Temporal did not accept {what}: {_reason(error)}") from None
+
+    async def deliver(
+        self, delivery: AlertDelivery, *, dedup_key: str, repeat_window: timedelta
+    ) -> DeliveryResult:
+        """Hand one alert to its group; resolved alerts never start a group.
+
+        Raises:
+            Unavailable: Temporal did not (provably) accept it.
+        """
+        source = delivery.alert.source
+        group_id = alert_group_id(source, dedup_key)
+        client = await self.client()
+        async with self._limiter.hold(group_id), self._temporal(f"alert {delivery.alert.key!r}"):
+            if delivery.status == "resolved":
+                handle = client.get_workflow_handle_for(AlertGroupWorkflow.run, group_id)
+                try:
+                    return await handle.execute_update(AlertGroupWorkflow.deliver, delivery)
+                except RPCError as error:
+                    if error.status is not RPCStatusCode.NOT_FOUND:
+                        raise
+                    return DeliveryResult(incident_id=None, action="ignored")
+            start = WithStartWorkflowOperation(
+                AlertGroupWorkflow.run,
+                GroupInput(
+                    source=source, key=cap_text(dedup_key, 300), repeat_window=repeat_window
+                ),
+                id=group_id,
+                task_queue=self._task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                static_summary=cap_text(f"alert group · {source} · {delivery.alert.summary}", 200),
+                memo={"source": source, "key": cap_text(dedup_key, 300)},
+            )
+            return await client.execute_update_with_start_workflow(
+                AlertGroupWorkflow.deliver, delivery, start_workflow_operation=start
+            )
+
+    async def acknowledge(self, *, source: str, dedup_key: str, responder: str) -> AckOutcome:
+        """Acknowledge the open incident of a key; a closed or acknowledged one is no error.
+
+        Raises:
+            Unavailable: Temporal could not be asked.
+        """
+        group_id = alert_group_id(source, dedup_key)
+        client = await self.client()
+        async with self._temporal("the acknowledgement"):
+            group = client.get_workflow_handle_for(AlertGroupWorkflow.run, group_id)
+            try:
+                view = await group.query(AlertGroupWorkflow.view)
+            except RPCError as error:
+                if error.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+                return AckOutcome(None, False, "no incident for this dedup_key")
+            if view.open_incident is None:
+                return AckOutcome(view.last_incident, False, "the incident is already closed")
+            incident = client.get_workflow_handle_for(IncidentWorkflow.run, view.open_incident)
+            try:
+                result = await incident.execute_update(
+                    IncidentWorkflow.acknowledge, AcknowledgeInput(responder=responder)
+                )
+            except WorkflowUpdateFailedError as error:
+                return AckOutcome(view.open_incident, False, _reason(error))
+            return AckOutcome(result.incident_id, True, result.message)
+
+
+def _reason(error: BaseException) -> str:
+    causes: Iterator[BaseException] = _chain(error)
+    messages = [str(cause) for cause in causes if str(cause)]
+    return messages[-1] if messages else type(error).__name__
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    current: BaseException | None = error
+    while current is not None:
+        yield current
+        current = current.__cause__

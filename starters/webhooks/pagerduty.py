@@ -1,0 +1,132 @@
+"""PagerDuty Events API v2 bodies, so anything that can page PagerDuty can page us."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from domain.routing import AlertSource
+from starters.webhooks.alerts import MAX_KEY, IncomingAlert, Timestamp
+
+_TEXT_SCALARS = (str, int, float, bool)
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class PagerDutyDetails(_Payload):
+    """The ``payload`` object of a trigger event."""
+
+    summary: str = Field(min_length=1, max_length=1024)
+    """Brief text summary of the event (the incident title)."""
+    source: str = Field(min_length=1, max_length=1024)
+    """Unique location of the affected system (host name, FQDN)."""
+    severity: Literal["critical", "error", "warning", "info"]
+    """Perceived severity, matched by routing rules as the ``severity`` label."""
+    timestamp: Timestamp | None = None
+    """When the event was generated (time-to-detect)."""
+    component: str | None = Field(default=None, max_length=1024)
+    """Component of the source machine responsible for the event."""
+    group: str | None = Field(default=None, max_length=1024)
+    """Logical grouping of components of a service."""
+    class_: str | None = Field(default=None, alias="class", max_length=1024)
+    """Class or type of the event."""
+    custom_details: dict[str, Any] | str | None = None
+    """Additional details; scalar entries become routing labels."""
+
+
+class PagerDutyLink(_Payload):
+    """A link attached to the event."""
+
+    href: str = Field(max_length=4000)
+    text: str = ""
+
+
+class PagerDutyImage(_Payload):
+    """An image attached to the event (kept as a link)."""
+
+    src: str = Field(max_length=4000)
+    href: str = Field(default="", max_length=4000)
+    alt: str = ""
+
+
+class PagerDutyEvent(_Payload):
+    """A PagerDuty Events API v2 event (``POST /v2/enqueue`` body)."""
+
+    routing_key: str = Field(min_length=1, max_length=128)
+    """Integration key; scopes ``dedup_key`` as it does at PagerDuty."""
+    event_action: Literal["trigger", "acknowledge", "resolve"]
+    """What the event does to the incident of ``dedup_key``."""
+    dedup_key: str | None = Field(default=None, min_length=1, max_length=MAX_KEY)
+    """Deduplication key; generated (and returned) for a trigger without one."""
+    payload: PagerDutyDetails | None = None
+    """Event details; required for ``trigger``."""
+    client: str | None = None
+    """Name of the monitoring client."""
+    client_url: str | None = Field(default=None, max_length=4000)
+    """Link to the monitoring client."""
+    links: list[PagerDutyLink] = Field(default_factory=list, max_length=50)
+    images: list[PagerDutyImage] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _required_per_action(self) -> PagerDutyEvent:
+        if self.event_action == "trigger" and self.payload is None:
+            raise ValueError("payload is required for event_action 'trigger'")
+        if self.event_action != "trigger" and self.dedup_key is None:
+            raise ValueError(f"dedup_key is required for event_action {self.event_action!r}")
+        return self
+
+    def with_dedup_key(self) -> PagerDutyEvent:
+        """This event, with a generated ``dedup_key`` if it had none (as PagerDuty does)."""
+        if self.dedup_key is not None:
+            return self
+        return self.model_copy(update={"dedup_key": uuid.uuid4().hex})
+
+    def scoped_key(self) -> str:
+        """The group key: ``dedup_key`` is unique per integration (routing key)."""
+        return f"{self.routing_key}\x00{self.dedup_key}"
+
+    def incoming(self) -> IncomingAlert:
+        """The trigger or resolve in the common shape (after :meth:`with_dedup_key`)."""
+        assert self.dedup_key is not None
+        details = self.payload
+        labels: dict[str, str] = {}
+        description = ""
+        if details is not None:
+            if isinstance(details.custom_details, dict):
+                labels.update(
+                    {
+                        key: str(value)
+                        for key, value in details.custom_details.items()
+                        if isinstance(value, _TEXT_SCALARS)
+                    }
+                )
+                description = json.dumps(details.custom_details, indent=2, default=str)
+            elif isinstance(details.custom_details, str):
+                description = details.custom_details
+            fields = {
+                "severity": details.severity,
+                "source": details.source,
+                "component": details.component,
+                "group": details.group,
+                "class": details.class_,
+            }
+            labels.update({key: value for key, value in fields.items() if value})
+            if "service" not in labels and details.component:
+                labels["service"] = details.component
+        links = [link.href for link in self.links] + [self.client_url or ""]
+        return IncomingAlert(
+            source=AlertSource.PAGERDUTY,
+            dedup_key=self.scoped_key(),
+            alert_key=self.dedup_key,
+            status="resolved" if self.event_action == "resolve" else "firing",
+            title=details.summary if details else self.dedup_key,
+            description=description,
+            labels=labels,
+            started_at=details.timestamp if details else None,
+            links=links,
+        )
