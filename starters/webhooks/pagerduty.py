@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from domain.routing import AlertSource
 from starters.webhooks.alerts import MAX_KEY, IncomingAlert, Timestamp
@@ -61,9 +61,11 @@ class PagerDutyEvent(_Payload):
     """Integration key; scopes ``dedup_key`` as it does at PagerDuty."""
     event_action: Literal["trigger", "acknowledge", "resolve"]
     """What the event does to the incident of ``dedup_key``."""
-    dedup_key: str | None = Field(default=None, min_length=1, max_length=MAX_KEY)
+    dedup_key: str | None = Field(
+        default=None, min_length=1, max_length=MAX_KEY, validate_default=True
+    )
     """Deduplication key; generated (and returned) for a trigger without one."""
-    payload: PagerDutyDetails | None = None
+    payload: PagerDutyDetails | None = Field(default=None, validate_default=True)
     """Event details; required for ``trigger``."""
     client: str | None = None
     """Name of the monitoring client."""
@@ -72,13 +74,22 @@ class PagerDutyEvent(_Payload):
     links: list[PagerDutyLink] = Field(default_factory=list, max_length=50)
     images: list[PagerDutyImage] = Field(default_factory=list, max_length=50)
 
-    @model_validator(mode="after")
-    def _required_per_action(self) -> PagerDutyEvent:
-        if self.event_action == "trigger" and self.payload is None:
-            raise ValueError("payload is required for event_action 'trigger'")
-        if self.event_action != "trigger" and self.dedup_key is None:
-            raise ValueError(f"dedup_key is required for event_action {self.event_action!r}")
-        return self
+    @field_validator("dedup_key")
+    @classmethod
+    def _key_to_act_on(cls, key: str | None, info: ValidationInfo) -> str | None:
+        action = info.data.get("event_action")
+        if key is None and action in ("acknowledge", "resolve"):
+            raise ValueError(f"required for event_action {action!r}")
+        return key
+
+    @field_validator("payload")
+    @classmethod
+    def _details_to_trigger(
+        cls, details: PagerDutyDetails | None, info: ValidationInfo
+    ) -> PagerDutyDetails | None:
+        if details is None and info.data.get("event_action") == "trigger":
+            raise ValueError("required for event_action 'trigger'")
+        return details
 
     def with_dedup_key(self) -> PagerDutyEvent:
         """This event, with a generated ``dedup_key`` if it had none (as PagerDuty does)."""
