@@ -268,15 +268,46 @@ async def test_a_silent_worker_times_out_with_advice(
         await dev_env.client.get_workflow_handle(incident).terminate("test cleanup")
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+async def run_script(*args: str, env: dict[str, str | None]) -> tuple[int, bytes, bytes]:
+    """Run the installed ``incident`` console script, as a user's shell does."""
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "incident"),
+        *args,
+        env=process_env(env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+    return process.returncode, out, err
 
 
 def process_env(overrides: dict[str, str | None]) -> dict[str, str]:
     env = {**os.environ, **overrides}
     return {key: value for key, value in env.items() if value is not None}
+
+
+async def test_the_console_script_reports_exit_codes(cli: Cli) -> None:
+    incident = (await cli.ok("declare", "via the script", "-s", "P3")).stdout.strip()
+    code, out, _ = await run_script("note", incident, "from a shell", "--json", env=cli.env)
+    assert code == 0 and json.loads(out)["incident_id"] == incident
+    code, out, err = await run_script("phase", incident, "fix", env=cli.env)
+    assert (code, out) == (1, b"") and b"acknowledge it first" in err
+    assert b"Traceback" not in err
+    await cli.ok("dismiss", incident, "--reason", "test")
+
+
+async def test_a_missing_namespace_is_a_settings_problem(cli: Cli) -> None:
+    for command in (("list",), ("show", "INC-20000101-ZZZZ"), ("ack", "INC-20000101-ZZZZ")):
+        stderr = await cli(*command, TEMPORAL_NAMESPACE="no-such-namespace")
+        assert stderr.exit_code == 2, stderr.output
+        assert "Namespace no-such-namespace is not found" in stderr.stderr
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 async def test_unreachable_temporal_names_the_address(tmp_path: Path) -> None:
@@ -286,16 +317,7 @@ async def test_unreachable_temporal_names_the_address(tmp_path: Path) -> None:
         stderr = await cli.refused(*command, code=2)
         assert f"cannot reach Temporal at {address}" in stderr
 
-    script = Path(sys.executable).parent / "incident"
-    process = await asyncio.create_subprocess_exec(
-        str(script),
-        "list",
-        env=process_env(cli.env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 2
-    assert out == b""
-    assert f"cannot reach Temporal at {address}".encode() in err
+    code, out, err = await run_script("list", env=cli.env)
+    assert (code, out) == (2, b"")
+    assert f"Temporal at {address} (namespace default): connection refused".encode() in err
     assert b"Traceback" not in err

@@ -63,17 +63,40 @@ async def open_client() -> Client:
     try:
         return await asyncio.wait_for(connect(), CONNECT_TIMEOUT)
     except TemporalUnavailable as error:
-        raise CliError(str(error), exit_code=EXIT_UNAVAILABLE) from None
+        reason = _known_reason(str(error.__context__ or ""))
+        if reason is None:
+            raise CliError(str(error), exit_code=EXIT_UNAVAILABLE) from None
+        raise CliError(_unreachable(target, reason), exit_code=EXIT_UNAVAILABLE) from None
     except TimeoutError:
         raise CliError(
-            f"cannot reach Temporal at {target}: no answer within {CONNECT_TIMEOUT:g}s. "
-            "Is the server running (make run), or is TEMPORAL_ADDRESS right?",
+            _unreachable(target, f"no answer within {CONNECT_TIMEOUT:g}s"),
             exit_code=EXIT_UNAVAILABLE,
         ) from None
     except (RuntimeError, OSError, ValueError) as error:
         raise CliError(
             f"cannot connect to Temporal at {target}: {error}", exit_code=EXIT_UNAVAILABLE
         ) from None
+
+
+_KNOWN_REASONS = (
+    ("Connection refused", "connection refused"),
+    ("dns error", "unknown host"),
+    ("Timeout expired", "timed out"),
+    ("InvalidCertificate", "the server's TLS certificate was not accepted"),
+    ("InvalidContentType", "TLS handshake failed; does this server use TLS?"),
+)
+
+
+def _known_reason(raw: str) -> str | None:
+    """A short cause for the SDK's usual connection errors (which dump the whole gRPC error)."""
+    return next((short for needle, short in _KNOWN_REASONS if needle in raw), None)
+
+
+def _unreachable(target: str, reason: str) -> str:
+    return (
+        f"cannot reach Temporal at {target}: {reason}. "
+        "Is the server running (make run), or is TEMPORAL_ADDRESS right?"
+    )
 
 
 def rejection_reason(error: BaseException) -> str:
@@ -171,12 +194,14 @@ class Incidents:
             ) from None
 
     async def _incident_error(self, incident_id: str, error: RPCError) -> CliError:
-        if error.status is not RPCStatusCode.NOT_FOUND:
+        if error.status is not RPCStatusCode.NOT_FOUND or _namespace_missing(error):
             return self._rpc_error(error)
         # Updates on a finished workflow also answer NOT_FOUND; tell the two apart.
         try:
             description = await self._bounded(self._handle(incident_id).describe())
-        except (RPCError, CliError):
+        except RPCError as missing:
+            if _namespace_missing(missing):
+                return self._rpc_error(missing)
             return CliError(f"incident {incident_id} not found on {self.target}")
         if description.workflow_type != IncidentWorkflow.__name__:
             return CliError(
@@ -194,6 +219,11 @@ class Incidents:
             RPCStatusCode.DEADLINE_EXCEEDED,
             RPCStatusCode.UNAUTHENTICATED,
             RPCStatusCode.PERMISSION_DENIED,
-        ):
+        ) or _namespace_missing(error):
             code = EXIT_UNAVAILABLE
         return CliError(f"Temporal at {self.target}: {error.message}", exit_code=code)
+
+
+def _namespace_missing(error: RPCError) -> bool:
+    """NOT_FOUND about the namespace is a settings problem, not a missing incident."""
+    return error.status is RPCStatusCode.NOT_FOUND and "namespace" in error.message.lower()
