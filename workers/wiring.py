@@ -10,11 +10,16 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.channels import Channel
+from activities.email import CustomerEmailChannel, SmtpSender
 from activities.notify import Notifier
 from activities.outbox import OutboxChannel
 from activities.policy import PolicyActivities
-from activities.templates import Templates
-from domain.policy import Policy
+from activities.slack import SlackApi, SlackChannel, new_slack_client
+from activities.status_provider import StatusPageChannel
+from activities.statuspage import AtlassianStatuspage, new_statuspage_client
+from activities.templates import Templates, standard_templates
+from domain.comms import SlackSettings, SmtpSettings, StatuspageSettings
+from domain.policy import Policy, load_policy
 from domain.settings import Settings
 from workflows.alert_group import AlertGroupWorkflow
 from workflows.incident import IncidentWorkflow
@@ -28,9 +33,31 @@ def console_templates(settings: Settings | None = None) -> Templates:
     return Templates(media={"console": "txt"}, override_dir=override)
 
 
-def default_channels(settings: Settings) -> list[Channel]:
-    """Channels configured by the environment (the outbox is always on)."""
-    return [OutboxChannel(settings.outbox_path, console_templates(settings))]
+def default_channels(settings: Settings, policy: Policy | None = None) -> list[Channel]:
+    """Channels configured by the environment (the outbox is always on).
+
+    Slack joins with ``SLACK_BOT_TOKEN``, Atlassian Statuspage with
+    ``STATUSPAGE_API_KEY`` (otherwise the built-in ``/status`` page shows the
+    incidents), customer e-mail with ``SMTP_HOST``. Every template of every
+    medium is checked here, so a broken one stops the worker at start-up.
+    """
+    policy = policy if policy is not None else load_policy(settings.policy)
+    templates = standard_templates(settings.templates)
+    comms = policy.comms
+    channels: list[Channel] = [OutboxChannel(settings.outbox_path, templates)]
+    statuspage = StatuspageSettings()
+    if statuspage.enabled:
+        provider = AtlassianStatuspage(new_statuspage_client(statuspage), statuspage.page_id)
+        channels.append(StatusPageChannel(provider, templates, comms.status_page))
+    smtp = SmtpSettings()
+    if smtp.enabled:
+        sender = SmtpSender(smtp)
+        channels.append(CustomerEmailChannel(sender, templates, comms.email, smtp.sender))
+    slack = SlackSettings()
+    if slack.enabled:
+        api = SlackApi(new_slack_client(slack))
+        channels.append(SlackChannel(api, templates, comms.slack))
+    return channels
 
 
 def build_worker(
