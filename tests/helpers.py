@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from temporalio.client import Client, WorkflowHandle
@@ -50,3 +51,17 @@ def close_to(actual: list[timedelta], expected: list[timedelta], slack: float = 
     return len(actual) == len(expected) and all(
         0 <= (a - e).total_seconds() <= slack for a, e in zip(actual, expected, strict=True)
     )
+
+
+async def settle(handle: Handle, *, attempts: int = 100) -> int:
+    """Wait until the incident has no work in flight; returns its history length."""
+    previous = -1
+    for _ in range(attempts):
+        raw = (await handle.describe()).raw_description
+        busy = bool(raw.pending_activities) or raw.HasField("pending_workflow_task")
+        length = raw.workflow_execution_info.history_length
+        if not busy and length == previous:
+            return length
+        previous = length
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{handle.id} did not settle")
