@@ -118,6 +118,7 @@ async def test_declare_and_walk_an_incident_through_every_phase(cli: Cli) -> Non
     )
     incident = declared.stdout.strip()
     assert ID.match(incident), declared.stdout
+    assert "warning" not in declared.stderr
     assert f"incident ack {incident}" in declared.stderr
 
     async def in_list() -> str:
@@ -258,9 +259,11 @@ async def test_unknown_incident_and_bad_input(cli: Cli) -> None:
 async def test_a_silent_worker_times_out_with_advice(
     cli: Cli, dev_env: WorkflowEnvironment
 ) -> None:
-    incident = (
-        await cli.ok("declare", "nobody home", "--severity", "P3", INCIDENT_TASK_QUEUE="no-worker")
-    ).stdout.strip()
+    declared = await cli.ok(
+        "declare", "nobody home", "--severity", "P3", INCIDENT_TASK_QUEUE="no-worker"
+    )
+    assert "no worker is polling task queue 'no-worker'" in declared.stderr
+    incident = declared.stdout.strip()
     try:
         stderr = await cli.refused("--timeout", "1", "ack", incident, code=2)
         assert "no answer within 1s" in stderr and "worker running" in stderr

@@ -188,7 +188,14 @@ def declare(
             declared_by=_responder(as_),
             source="cli",
         )
-        incident_id = await incidents.declare(declaration, task_queue=_settings().task_queue)
+        task_queue = _settings().task_queue
+        incident_id = await incidents.declare(declaration, task_queue=task_queue)
+        if not await incidents.has_worker(task_queue):
+            render.print_warning(
+                f"no worker is polling task queue {task_queue!r} on {incidents.target}; "
+                f"{incident_id} starts when one does (make run, or incident-worker "
+                "with the same INCIDENT_TASK_QUEUE)"
+            )
         if as_json:
             message = f"{incident_id} declared ({severity.value}: {declaration.title})"
             render.print_json(

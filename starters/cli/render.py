@@ -115,6 +115,11 @@ def print_error(message: str) -> None:
     _stderr().print(Text.assemble(("error: ", "bold red"), safe(message)), soft_wrap=True)
 
 
+def print_warning(message: str) -> None:
+    """One line on stderr that does not change the exit code."""
+    _stderr().print(Text.assemble(("warning: ", "bold yellow"), safe(message)), soft_wrap=True)
+
+
 def print_result(result: CommandResult) -> None:
     """The workflow's one-line summary of a command."""
     line = Text.assemble(("✓ ", "green"), safe(result.message))

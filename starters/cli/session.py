@@ -6,6 +6,9 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TypeVar
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
@@ -13,7 +16,7 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.exceptions import FailureError
+from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
@@ -132,13 +135,32 @@ class Incidents:
 
     async def declare(self, declaration: Declaration, *, task_queue: str) -> str:
         """Start a new incident and return its ID."""
+        for _ in range(3):
+            try:
+                handle = await self._bounded(
+                    start_incident(self._client, declaration, task_queue=task_queue)
+                )
+            except WorkflowAlreadyStartedError:
+                continue  # a random ID taken the same day: draw another
+            except RPCError as error:
+                raise self._rpc_error(error) from None
+            return handle.id
+        raise CliError("could not find a free incident ID; try again")
+
+    async def has_worker(self, task_queue: str) -> bool:
+        """Whether a worker polled ``task_queue`` recently (a hint, not a guarantee)."""
+        request = DescribeTaskQueueRequest(
+            namespace=self._client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
         try:
-            handle = await self._bounded(
-                start_incident(self._client, declaration, task_queue=task_queue)
+            response = await self._bounded(
+                self._client.workflow_service.describe_task_queue(request)
             )
-        except RPCError as error:
-            raise self._rpc_error(error) from None
-        return handle.id
+        except (RPCError, CliError):
+            return True  # cannot tell: do not warn
+        return bool(response.pollers)
 
     async def view(self, incident_id: str) -> IncidentView:
         """The incident's state and timeline (closed incidents too, while a worker runs)."""
