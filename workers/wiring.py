@@ -24,6 +24,9 @@ from domain.settings import Settings
 from workflows.alert_group import AlertGroupWorkflow
 from workflows.incident import IncidentWorkflow
 
+WORKFLOWS = [IncidentWorkflow, AlertGroupWorkflow]
+"""Every workflow the incident worker runs (also what the replay tests replay)."""
+
 _POLICY_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="policy")
 
 
@@ -72,7 +75,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[IncidentWorkflow, AlertGroupWorkflow],
+        workflows=WORKFLOWS,
         activities=[
             PolicyActivities(policy).current_policy,
             Notifier(channels).notify,
