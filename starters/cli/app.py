@@ -274,7 +274,7 @@ def phase(
     incident_id: IncidentId,
     target: Annotated[
         str,
-        typer.Argument(metavar="{investigate|fix|monitor|resolve}", help="The phase to move to."),
+        typer.Argument(metavar="PHASE", help="investigate, fix, monitor or resolve."),
     ],
     note: Annotated[str, typer.Option(help="Why (recorded in the timeline).")] = "",
     as_: AsOption = None,
@@ -331,7 +331,7 @@ def dismiss(
 @app.command()
 def severity(
     incident_id: IncidentId,
-    level: Annotated[str, typer.Argument(metavar="{P0|P1|P2|P3}", help="The new severity.")],
+    level: Annotated[str, typer.Argument(metavar="SEVERITY", help="P0 (worst), P1, P2 or P3.")],
     reason: Annotated[str, typer.Option(help="Why it changed.")] = "",
     as_: AsOption = None,
     as_json: JsonFlag = False,
