@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from domain.policy import Policy, PolicyError, load_policy
 from domain.settings import Settings
+from starters.status_page import status_page_router
 from starters.webhooks import (
     TemporalGateway,
     WebhookService,
@@ -134,6 +135,11 @@ def create_app(
     app.add_exception_handler(WebhookError, webhook_error_handler)
     app.include_router(webhook_router(service))
     app.include_router(health_router(gateway))
+    app.include_router(
+        status_page_router(
+            gateway.client, policy=policy.comms.status_page, override_dir=settings.templates
+        )
+    )
     _document_payloads(app)
     return app
 
