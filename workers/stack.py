@@ -105,6 +105,8 @@ async def run_stack(settings: Settings) -> None:
         )
         worker = asyncio.create_task(run_worker(settings, stop))
         web = asyncio.create_task(http.serve())
+        while not http.started and not web.done():
+            await asyncio.sleep(0.05)
         print(_banner(settings, server), flush=True)
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait({worker, web, stopper}, return_when=asyncio.FIRST_COMPLETED)
