@@ -188,3 +188,18 @@ def webhook_harness(dev_env: WorkflowEnvironment) -> Any:
                 yield WebhookHarness(dev_env.client, worker, http)
 
     return make
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def terminate_later() -> AsyncIterator[list[Any]]:
+    """Workflow handles to terminate when the test ends, so the shared dev server's
+    listings are not cluttered by incidents whose worker has gone."""
+    from temporalio.service import RPCError
+
+    handles: list[Any] = []
+    yield handles
+    for handle in handles:
+        try:
+            await handle.terminate(reason="test finished")
+        except RPCError:
+            pass

@@ -232,7 +232,7 @@ class FlakyChannel:
 
 
 async def resolve_incident(
-    env: WorkflowEnvironment, box: Mailbox, *, downtime: timedelta
+    env: WorkflowEnvironment, box: Mailbox, *, downtime: timedelta, cleanup: list
 ) -> list[str]:
     """Declare (detected ``downtime`` ago), acknowledge and resolve, with every delivery
     retried once; returns the timeline's ``notification_sent`` texts."""
@@ -244,6 +244,7 @@ async def resolve_incident(
     )
     async with worker:
         handle = await declare(client, worker, detected_at=datetime.now(UTC) - downtime)
+        cleanup.append(handle)
         await handle.execute_update(IncidentWorkflow.acknowledge, AcknowledgeInput(responder="bob"))
         await handle.execute_update(
             IncidentWorkflow.set_phase, PhaseInput(responder="bob", phase="resolve", note="fixed")
@@ -261,15 +262,21 @@ async def resolve_incident(
 
 
 async def test_resolution_after_long_downtime_mails_customers_once_and_records_it(
-    dev_env: WorkflowEnvironment, mailbox: Mailbox
+    dev_env: WorkflowEnvironment, mailbox: Mailbox, terminate_later: list
 ) -> None:
-    sent = await resolve_incident(dev_env, mailbox, downtime=timedelta(hours=2))
+    sent = await resolve_incident(
+        dev_env, mailbox, downtime=timedelta(hours=2), cleanup=terminate_later
+    )
     assert len(sent) == 1
     assert sent[0].startswith("email: customer e-mail sent to 2 recipients (downtime 2h 00m")
     assert len(mailbox.messages) == 1
 
 
-async def test_short_downtime_sends_nothing(dev_env: WorkflowEnvironment, mailbox: Mailbox) -> None:
-    sent = await resolve_incident(dev_env, mailbox, downtime=timedelta(minutes=30))
+async def test_short_downtime_sends_nothing(
+    dev_env: WorkflowEnvironment, mailbox: Mailbox, terminate_later: list
+) -> None:
+    sent = await resolve_incident(
+        dev_env, mailbox, downtime=timedelta(minutes=30), cleanup=terminate_later
+    )
     assert sent == []
     assert mailbox.messages == []

@@ -77,7 +77,7 @@ def kinds(fake: FakeSlack, channel: str) -> list[str]:
 
 
 async def test_lifecycle_in_order_with_rate_limit_honoured_and_no_duplicates(
-    dev_env: WorkflowEnvironment, slack: FakeSlack
+    dev_env: WorkflowEnvironment, slack: FakeSlack, terminate_later: list
 ) -> None:
     client: Client = dev_env.client
     slack.fail("chat.postMessage", status=429, retry_after=2)
@@ -90,6 +90,7 @@ async def test_lifecycle_in_order_with_rate_limit_honoured_and_no_duplicates(
     )
     async with worker:
         handle = await declare(client, worker, title="API returns 500s")
+        terminate_later.append(handle)
         await eventually(lambda: kinds(slack, "CINCIDENTS") == ["declared"])
         limited, retried = [c for c in slack.calls if c.method == "chat.postMessage"][:2]
         assert limited.status == 429
@@ -131,7 +132,7 @@ async def test_lifecycle_in_order_with_rate_limit_honoured_and_no_duplicates(
 
 
 async def test_no_duplicate_post_after_lost_response_and_worker_restart(
-    dev_env: WorkflowEnvironment, slack: FakeSlack
+    dev_env: WorkflowEnvironment, slack: FakeSlack, terminate_later: list
 ) -> None:
     client = dev_env.client
     task_queue = f"tq-{uuid.uuid4()}"
@@ -142,6 +143,7 @@ async def test_no_duplicate_post_after_lost_response_and_worker_restart(
     )
     async with first:
         handle = await declare(client, first)
+        terminate_later.append(handle)
         await eventually(lambda: any(c.status == 500 for c in slack.calls))
     failed_at = len(slack.calls)
 
@@ -168,7 +170,7 @@ async def test_no_duplicate_post_after_lost_response_and_worker_restart(
 
 
 async def test_permanent_slack_error_is_recorded_in_the_timeline(
-    dev_env: WorkflowEnvironment, slack: FakeSlack
+    dev_env: WorkflowEnvironment, slack: FakeSlack, terminate_later: list
 ) -> None:
     client = dev_env.client
     settings = SlackSettings(bot_token="xoxb-revoked", api_url=slack.api_url)
@@ -180,6 +182,7 @@ async def test_permanent_slack_error_is_recorded_in_the_timeline(
     )
     async with worker:
         handle = await declare(client, worker)
+        terminate_later.append(handle)
 
         async def failures() -> list[str]:
             return [

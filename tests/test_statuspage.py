@@ -72,7 +72,10 @@ def body(status: str, text: str, component_status: str) -> dict[str, object]:
 
 
 async def run_lifecycle(
-    env: WorkflowEnvironment, sp: StatusPageChannel, done: Callable[[], bool]
+    env: WorkflowEnvironment,
+    sp: StatusPageChannel,
+    done: Callable[[], bool],
+    terminate_later: list,
 ) -> None:
     """Declare, acknowledge, post an internal update, then fix → monitor → resolve."""
     client = env.client
@@ -80,6 +83,7 @@ async def run_lifecycle(
     worker = build_worker(client, task_queue=f"tq-{uuid.uuid4()}", policy=policy, channels=[sp])
     async with worker:
         handle = await declare(client, worker, service="api", title="API returns 500s")
+        terminate_later.append(handle)
         await handle.execute_update(IncidentWorkflow.acknowledge, AcknowledgeInput(responder="bob"))
         await handle.execute_update(
             IncidentWorkflow.post_update,
@@ -93,9 +97,11 @@ async def run_lifecycle(
 
 
 async def test_one_incident_per_phase_change_with_exact_bodies(
-    dev_env: WorkflowEnvironment, statuspage: FakeStatuspage
+    dev_env: WorkflowEnvironment, statuspage: FakeStatuspage, terminate_later: list
 ) -> None:
-    await run_lifecycle(dev_env, channel(statuspage), lambda: len(statuspage.writes()) == 4)
+    await run_lifecycle(
+        dev_env, channel(statuspage), lambda: len(statuspage.writes()) == 4, terminate_later
+    )
 
     base = "/v1/pages/page123/incidents"
     assert statuspage.writes() == [
@@ -153,7 +159,7 @@ async def test_one_incident_per_phase_change_with_exact_bodies(
 
 
 async def test_one_incident_despite_lost_answers_and_rate_limits(
-    dev_env: WorkflowEnvironment, statuspage: FakeStatuspage
+    dev_env: WorkflowEnvironment, statuspage: FakeStatuspage, terminate_later: list
 ) -> None:
     statuspage.fail("POST", 503, after_effect=True)
     statuspage.fail("PATCH", 429, retry_after=1)
@@ -161,7 +167,7 @@ async def test_one_incident_despite_lost_answers_and_rate_limits(
     def resolved() -> bool:
         return any(i.status == "resolved" for i in statuspage.incidents.values())
 
-    await run_lifecycle(dev_env, channel(statuspage), resolved)
+    await run_lifecycle(dev_env, channel(statuspage), resolved, terminate_later)
 
     assert list(statuspage.incidents) == ["sp001"]
     statuses = [update["status"] for update in statuspage.incidents["sp001"].updates]
