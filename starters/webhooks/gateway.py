@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -24,7 +25,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.connection import TemporalUnavailable, connect
+from domain.connection import connect
 from domain.models import AcknowledgeInput, cap_text
 from workflows.alert_group import (
     AlertDelivery,
@@ -36,6 +37,7 @@ from workflows.alert_group import (
 from workflows.incident import IncidentWorkflow
 
 log = logging.getLogger("incidents.webhooks")
+T = TypeVar("T")
 
 PER_GROUP_IN_FLIGHT = 8
 """Concurrent updates this process sends one group (the server admits 10 by default)."""
@@ -100,6 +102,8 @@ class TemporalGateway:
         self._failed_at: float | None = None
         self._last_error = ""
         self._limiter = _KeyedLimiter(PER_GROUP_IN_FLIGHT)
+        self._rpc_timeout = timedelta(seconds=timeout)
+        self._background: set[asyncio.Future[Any]] = set()
 
     async def client(self) -> Client:
         """The connected client.
@@ -118,13 +122,11 @@ class TemporalGateway:
             ):
                 raise Unavailable(self._last_error)
             try:
-                async with asyncio.timeout(self._timeout):
-                    self._client = await self._connector()
-            except (TemporalUnavailable, RuntimeError, OSError, TimeoutError) as error:
+                self._client = await self._bounded(self._connector(), "the connection")
+            except Unavailable as error:
                 self._failed_at = time.monotonic()
-                self._last_error = str(error) or "timed out connecting to Temporal"
-                log.warning("Temporal unavailable: %s", self._last_error)
-                raise Unavailable(self._last_error) from None
+                self._last_error = str(error)
+                raise
             self._failed_at = None
             return self._client
 
@@ -132,24 +134,32 @@ class TemporalGateway:
         """Whether Temporal answers a health check now, with a reason when not."""
         try:
             client = await self.client()
-            healthy = await client.service_client.check_health(timeout=timedelta(seconds=2))
+            healthy = await self._bounded(
+                client.service_client.check_health(timeout=timedelta(seconds=2)), "health check"
+            )
         except Unavailable as error:
-            return False, str(error)
-        except (RPCError, RuntimeError) as error:
             return False, str(error)
         return (True, "ok") if healthy else (False, "health check failed")
 
-    @asynccontextmanager
-    async def _temporal(self, what: str) -> AsyncIterator[None]:
-        """Map every way Temporal can fail to accept to :class:`Unavailable`."""
+    async def _bounded(self, work: Awaitable[T], what: str) -> T:
+        """``work``'s result within the timeout; every way Temporal fails is :class:`Unavailable`.
+
+        The SDK call itself is never cancelled (a cancelled RPC leaves futures behind):
+        after a timeout it ends in the background, bounded by its own ``rpc_timeout``.
+        """
+        task = asyncio.ensure_future(work)
         try:
-            async with asyncio.timeout(self._timeout):
-                yield
+            return await asyncio.wait_for(asyncio.shield(task), self._timeout)
         except TimeoutError:
+            log.warning("Temporal did not accept %s within %gs", what, self._timeout)
             raise Unavailable(f"Temporal did not accept {what} within {self._timeout:g}s") from None
-        except (TemporalError, RuntimeError) as error:
-            log.warning("Temporal refused %s: %s", what, error)
+        except (TemporalError, RuntimeError, OSError) as error:
+            log.warning("Temporal did not accept %s: %s", what, error)
             raise Unavailable(f"Temporal did not accept {what}: {_reason(error)}") from None
+        finally:
+            if not task.done():
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
 
     async def deliver(
         self, delivery: AlertDelivery, *, dedup_key: str, repeat_window: timedelta
@@ -162,15 +172,10 @@ class TemporalGateway:
         source = delivery.alert.source
         group_id = alert_group_id(source, dedup_key)
         client = await self.client()
-        async with self._limiter.hold(group_id), self._temporal(f"alert {delivery.alert.key!r}"):
+        what = f"alert {delivery.alert.key[:80]!r}"
+        async with self._limiter.hold(group_id):
             if delivery.status == "resolved":
-                handle = client.get_workflow_handle_for(AlertGroupWorkflow.run, group_id)
-                try:
-                    return await handle.execute_update(AlertGroupWorkflow.deliver, delivery)
-                except RPCError as error:
-                    if error.status is not RPCStatusCode.NOT_FOUND:
-                        raise
-                    return DeliveryResult(incident_id=None, action="ignored")
+                return await self._bounded(self._recover(client, group_id, delivery), what)
             start = WithStartWorkflowOperation(
                 AlertGroupWorkflow.run,
                 GroupInput(
@@ -183,9 +188,26 @@ class TemporalGateway:
                 static_summary=cap_text(f"alert group · {source} · {delivery.alert.summary}", 200),
                 memo={"source": source, "key": cap_text(dedup_key, 300)},
             )
-            return await client.execute_update_with_start_workflow(
-                AlertGroupWorkflow.deliver, delivery, start_workflow_operation=start
+            update = client.execute_update_with_start_workflow(
+                AlertGroupWorkflow.deliver,
+                delivery,
+                start_workflow_operation=start,
+                rpc_timeout=self._rpc_timeout,
             )
+            return await self._bounded(update, what)
+
+    async def _recover(
+        self, client: Client, group_id: str, delivery: AlertDelivery
+    ) -> DeliveryResult:
+        handle = client.get_workflow_handle_for(AlertGroupWorkflow.run, group_id)
+        try:
+            return await handle.execute_update(
+                AlertGroupWorkflow.deliver, delivery, rpc_timeout=self._rpc_timeout
+            )
+        except RPCError as error:
+            if error.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            return DeliveryResult(incident_id=None, action="ignored")
 
     async def acknowledge(self, *, source: str, dedup_key: str, responder: str) -> AckOutcome:
         """Acknowledge the open incident of a key; a closed or acknowledged one is no error.
@@ -195,24 +217,30 @@ class TemporalGateway:
         """
         group_id = alert_group_id(source, dedup_key)
         client = await self.client()
-        async with self._temporal("the acknowledgement"):
-            group = client.get_workflow_handle_for(AlertGroupWorkflow.run, group_id)
-            try:
-                view = await group.query(AlertGroupWorkflow.view)
-            except RPCError as error:
-                if error.status is not RPCStatusCode.NOT_FOUND:
-                    raise
-                return AckOutcome(None, False, "no incident for this dedup_key")
-            if view.open_incident is None:
-                return AckOutcome(view.last_incident, False, "the incident is already closed")
-            incident = client.get_workflow_handle_for(IncidentWorkflow.run, view.open_incident)
-            try:
-                result = await incident.execute_update(
-                    IncidentWorkflow.acknowledge, AcknowledgeInput(responder=responder)
-                )
-            except WorkflowUpdateFailedError as error:
-                return AckOutcome(view.open_incident, False, _reason(error))
-            return AckOutcome(result.incident_id, True, result.message)
+        return await self._bounded(
+            self._acknowledge(client, group_id, responder), "the acknowledgement"
+        )
+
+    async def _acknowledge(self, client: Client, group_id: str, responder: str) -> AckOutcome:
+        group = client.get_workflow_handle_for(AlertGroupWorkflow.run, group_id)
+        try:
+            view = await group.query(AlertGroupWorkflow.view, rpc_timeout=self._rpc_timeout)
+        except RPCError as error:
+            if error.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            return AckOutcome(None, False, "no incident for this dedup_key")
+        if view.open_incident is None:
+            return AckOutcome(view.last_incident, False, "the incident is already closed")
+        incident = client.get_workflow_handle_for(IncidentWorkflow.run, view.open_incident)
+        try:
+            result = await incident.execute_update(
+                IncidentWorkflow.acknowledge,
+                AcknowledgeInput(responder=responder),
+                rpc_timeout=self._rpc_timeout,
+            )
+        except WorkflowUpdateFailedError as error:
+            return AckOutcome(view.open_incident, False, _reason(error))
+        return AckOutcome(result.incident_id, True, result.message)
 
 
 def _reason(error: BaseException) -> str:
