@@ -121,8 +121,8 @@ class StatusSource:
         return [incident for incident in found if incident is not None]
 
     async def _one(self, client: Client, execution: WorkflowExecution) -> PublicIncident | None:
-        handle = client.get_workflow_handle_for(
-            IncidentWorkflow.run, execution.id, run_id=execution.run_id
+        handle = client.get_workflow_handle(
+            execution.id, run_id=execution.run_id, result_type=IncidentView
         )
         try:
             if execution.status == WorkflowExecutionStatus.RUNNING:
