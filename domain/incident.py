@@ -110,6 +110,7 @@ class IncidentView(IncidentFacts):
     dismissed_reason: str | None = None
     routing_rule: str | None = None
     monitor_until: datetime | None = None
+    postmortem_recorded_at: datetime | None = None
     pages_sent: int = 0
     closed: bool = False
     alerts: list[AlertState] = Field(default_factory=list)

@@ -15,7 +15,7 @@ from temporalio.common import (
 
 from domain import search_attributes as sa
 from domain.incident import IncidentView
-from domain.models import Declaration
+from domain.models import Declaration, cap_text
 from workflows.incident import IncidentInput, IncidentWorkflow
 
 _ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -62,6 +62,6 @@ async def start_incident(
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         search_attributes=initial_search_attributes(declaration),
-        memo={"title": declaration.title},
+        memo={"title": cap_text(declaration.title, 300)},
         static_summary=static_summary(declaration),
     )

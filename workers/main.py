@@ -7,7 +7,13 @@ import logging
 import sys
 
 from activities.templates import TemplateConfigError
-from domain.connection import TemporalUnavailable, connect, connect_config, target_of
+from domain.connection import (
+    TemporalUnavailable,
+    connect,
+    connect_config,
+    exit_process,
+    target_of,
+)
 from domain.policy import PolicyError, load_policy
 from domain.settings import Settings
 from workers.wiring import build_worker, default_channels
@@ -34,13 +40,15 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 def main() -> None:
     """Console entry point."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    code = 0
     try:
         asyncio.run(run_worker(Settings()))
     except (PolicyError, TemplateConfigError, TemporalUnavailable) as error:
         print(f"incident-worker: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        code = 2
     except KeyboardInterrupt:
         pass
+    exit_process(code)
 
 
 if __name__ == "__main__":

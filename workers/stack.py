@@ -18,7 +18,13 @@ from collections.abc import Generator
 import uvicorn
 
 from activities.templates import TemplateConfigError
-from domain.connection import TemporalUnavailable, connect, connect_config, target_of
+from domain.connection import (
+    TemporalUnavailable,
+    connect,
+    connect_config,
+    exit_process,
+    target_of,
+)
 from domain.policy import PolicyError, load_policy
 from domain.settings import Settings
 from workers.devserver import (
@@ -123,11 +129,13 @@ async def run_stack(settings: Settings) -> None:
 def main() -> None:
     """Console entry point (``make run``)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    code = 0
     try:
         asyncio.run(run_stack(Settings()))
     except (PolicyError, TemplateConfigError, TemporalUnavailable, RuntimeError) as error:
         print(f"incident-stack: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        code = 2
+    exit_process(code)
 
 
 if __name__ == "__main__":

@@ -468,6 +468,7 @@ class IncidentWorkflow:
             dismissed_reason=self._s.dismissed_reason,
             routing_rule=self._s.routing_rule,
             monitor_until=monitor_end,
+            postmortem_recorded_at=self._s.postmortem_recorded_at,
             pages_sent=self._s.marks.pages_sent,
             closed=self._s.closed,
             alerts=list(self._s.alerts.values()),

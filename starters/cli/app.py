@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -18,6 +17,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from domain.connection import exit_process
 from domain.models import (
     AcknowledgeInput,
     CommandResult,
@@ -426,13 +426,7 @@ def postmortem(
 
 
 def main() -> None:
-    """Console entry point (``incident``).
-
-    Exits with ``os._exit`` once output is flushed: letting the interpreter
-    finalize while the Temporal client's native threads wind down can abort a
-    finished command with ``PyGILState_Release`` (temporalio/sdk-python#300),
-    turning a success into exit code 134.
-    """
+    """Console entry point (``incident``); see :func:`domain.connection.exit_process`."""
     try:
         app()
         code = 0
@@ -440,6 +434,4 @@ def main() -> None:
         if isinstance(done.code, str):
             print(done.code, file=sys.stderr)
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_process(code)

@@ -20,7 +20,7 @@ from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from domain.connection import TemporalUnavailable, connect, connect_config, target_of
+from domain.connection import TemporalUnavailable, connect
 from domain.incident import IncidentView
 from domain.models import CommandResult, Declaration, Phase, ResponderCommand, Severity
 from starters.cli.listing import IncidentSummary, list_incidents
@@ -58,48 +58,9 @@ async def open_client() -> Client:
             connection settings (profile, TLS files) are unusable.
     """
     try:
-        target = target_of(connect_config())
-    except (RuntimeError, OSError, ValueError) as error:
-        raise CliError(
-            f"invalid Temporal connection settings: {error}", exit_code=EXIT_UNAVAILABLE
-        ) from None
-    try:
-        return await asyncio.wait_for(connect(), CONNECT_TIMEOUT)
+        return await connect(timeout=CONNECT_TIMEOUT)
     except TemporalUnavailable as error:
-        reason = _known_reason(str(error.__context__ or ""))
-        if reason is None:
-            raise CliError(str(error), exit_code=EXIT_UNAVAILABLE) from None
-        raise CliError(_unreachable(target, reason), exit_code=EXIT_UNAVAILABLE) from None
-    except TimeoutError:
-        raise CliError(
-            _unreachable(target, f"no answer within {CONNECT_TIMEOUT:g}s"),
-            exit_code=EXIT_UNAVAILABLE,
-        ) from None
-    except (RuntimeError, OSError, ValueError) as error:
-        raise CliError(
-            f"cannot connect to Temporal at {target}: {error}", exit_code=EXIT_UNAVAILABLE
-        ) from None
-
-
-_KNOWN_REASONS = (
-    ("Connection refused", "connection refused"),
-    ("dns error", "unknown host"),
-    ("Timeout expired", "timed out"),
-    ("InvalidCertificate", "the server's TLS certificate was not accepted"),
-    ("InvalidContentType", "TLS handshake failed; does this server use TLS?"),
-)
-
-
-def _known_reason(raw: str) -> str | None:
-    """A short cause for the SDK's usual connection errors (which dump the whole gRPC error)."""
-    return next((short for needle, short in _KNOWN_REASONS if needle in raw), None)
-
-
-def _unreachable(target: str, reason: str) -> str:
-    return (
-        f"cannot reach Temporal at {target}: {reason}. "
-        "Is the server running (make run), or is TEMPORAL_ADDRESS right?"
-    )
+        raise CliError(str(error), exit_code=EXIT_UNAVAILABLE) from None
 
 
 def rejection_reason(error: BaseException) -> str:
