@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
-from temporalio import activity
 
 from activities.templates import Templates
 from domain.comms import PUBLIC_STATUS_KEYS, StatusPagePolicy
@@ -68,6 +67,13 @@ class PublicIncident(BaseModel):
     """Whether subscribers are notified."""
 
 
+class OpenIncident(BaseModel):
+    """An unresolved incident found on the provider."""
+
+    id: str
+    status: str
+
+
 class StatusProvider(Protocol):
     """A status-page service holding public incidents."""
 
@@ -81,9 +87,9 @@ class StatusProvider(Protocol):
         """Post an update to an open public incident."""
         ...
 
-    async def find_open(self, name: str, since: datetime) -> str | None:
-        """The ID of an unresolved incident named ``name`` created after ``since``, if any
-        (finds one created by an attempt whose answer was lost)."""
+    async def find_open(self, name: str, since: datetime) -> OpenIncident | None:
+        """An unresolved incident named ``name`` created after ``since``, if any
+        (one opened for this incident whose ID never reached the workflow)."""
         ...
 
 
@@ -144,7 +150,9 @@ class StatusPageChannel:
 
     The provider's incident ID and the last published status live in the
     incident's refs, so retries and continue-as-new update the same public
-    incident instead of opening another.
+    incident instead of opening another; without an ID, an open public incident
+    of the same name created since the declaration is adopted before a new one
+    is opened.
 
     Args:
         provider: where public incidents live (e.g. Atlassian Statuspage).
@@ -183,13 +191,13 @@ class StatusPageChannel:
         if existing:
             await self._provider.update(existing, incident)
             return NotifyResult(refs={REF_STATUS: status})
-        provider_id = None
-        if _is_retry():
-            provider_id = await self._provider.find_open(incident.name, notification.at)
-        if provider_id is None:
+        # The ID can be missing although the public incident exists: an attempt whose
+        # answer was lost, or a notify activity that failed for another channel's sake.
+        found = await self._provider.find_open(incident.name, facts.declared_at)
+        if found is None:
             provider_id = await self._provider.create(incident)
+        else:
+            provider_id = found.id
+            if found.status != status:
+                await self._provider.update(provider_id, incident)
         return NotifyResult(refs={REF_ID: provider_id, REF_STATUS: status})
-
-
-def _is_retry() -> bool:
-    return activity.in_activity() and activity.info().attempt > 1

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from temporalio.exceptions import ApplicationError
 
-from activities.status_provider import PublicIncident
+from activities.status_provider import OpenIncident, PublicIncident
 from domain.comms import StatuspageSettings
 
 _LOOKBACK = timedelta(minutes=10)
@@ -61,13 +61,14 @@ class AtlassianStatuspage:
         body = {"incident": incident.model_dump(mode="json", exclude={"name"})}
         await self._request("PATCH", f"pages/{self._page}/incidents/{provider_id}", json=body)
 
-    async def find_open(self, name: str, since: datetime) -> str | None:
-        """An unresolved incident named ``name`` created since ``since`` (minus a margin)."""
+    async def find_open(self, name: str, since: datetime) -> OpenIncident | None:
+        """``GET /pages/{page_id}/incidents/unresolved``: one named ``name`` created since
+        ``since`` (minus a margin for clock skew)."""
         data = await self._request("GET", f"pages/{self._page}/incidents/unresolved")
         for incident in data if isinstance(data, list) else []:
             created = _parse_time(incident.get("created_at"))
             if incident.get("name") == name and created and created >= since - _LOOKBACK:
-                return str(incident["id"])
+                return OpenIncident(id=str(incident["id"]), status=str(incident.get("status")))
         return None
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:

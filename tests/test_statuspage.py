@@ -173,8 +173,8 @@ async def test_one_incident_despite_lost_answers_and_rate_limits(
     statuses = [update["status"] for update in statuspage.incidents["sp001"].updates]
     assert statuses == ["investigating", "identified", "monitoring", "resolved"]
     methods = [(r.method, r.status) for r in statuspage.requests]
-    assert methods[:3] == [("POST", 503), ("GET", 200), ("PATCH", 429)]
-    limited, retried = statuspage.requests[2], statuspage.requests[3]
+    assert methods[:4] == [("GET", 200), ("POST", 503), ("GET", 200), ("PATCH", 429)]
+    limited, retried = statuspage.requests[3], statuspage.requests[4]
     assert retried.at - limited.at >= 1.0
 
 
@@ -214,7 +214,7 @@ async def test_responder_updates_are_published_when_the_policy_says_so(
 ) -> None:
     sp = channel(statuspage, publish_updates=True)
     refs = (await sp.deliver(note(NotificationKind.DECLARED))).refs
-    assert statuspage.requests[0].body["incident"]["body"] == (
+    assert statuspage.requests[1].body["incident"]["body"] == (
         "We're investigating reports of Checkout is slow.\nUpdates every hour."
     )
 
@@ -229,10 +229,28 @@ async def test_responder_updates_are_published_when_the_policy_says_so(
     )
     await sp.deliver(note(NotificationKind.UPDATE, refs=refs, actor="system"))
 
-    assert [r.method for r in statuspage.requests] == ["POST", "PATCH"]
-    assert statuspage.requests[1].body["incident"]["body"] == (
+    assert [r.method for r in statuspage.requests] == ["GET", "POST", "PATCH"]
+    assert statuspage.requests[2].body["incident"]["body"] == (
         "Payments are delayed by ~2 minutes.\nETA: 15:30 UTC\nUpdates every hour."
     )
+
+
+async def test_a_lost_incident_id_adopts_the_open_public_incident(
+    statuspage: FakeStatuspage,
+) -> None:
+    sp = channel(statuspage)
+    await sp.deliver(note(NotificationKind.DECLARED))
+    fixing = facts(phase=Phase.FIX, eta="in 30 minutes")
+
+    # The workflow never learnt the ID (the activity failed for another channel's sake).
+    result = await sp.deliver(note(NotificationKind.PHASE_CHANGED, incident=fixing))
+
+    assert [r.method for r in statuspage.requests] == ["GET", "POST", "GET", "PATCH"]
+    assert result.refs == {"statuspage.incident_id": "sp001", "statuspage.status": "identified"}
+    assert statuspage.requests[3].body["incident"]["body"] == (
+        "We've identified the cause and are working on a fix.\nETA: in 30 minutes"
+    )
+    assert list(statuspage.incidents) == ["sp001"]
 
 
 async def test_bad_key_is_permanent_and_reported(statuspage: FakeStatuspage) -> None:
@@ -241,7 +259,7 @@ async def test_bad_key_is_permanent_and_reported(statuspage: FakeStatuspage) -> 
         await sp.deliver(note(NotificationKind.DECLARED))
     assert raised.value.non_retryable
     expected = (
-        "Statuspage POST /pages/page123/incidents failed: HTTP 401 "
+        "Statuspage GET /pages/page123/incidents/unresolved failed: HTTP 401 "
         "(check STATUSPAGE_API_KEY): Could not authenticate"
     )
     assert raised.value.message == expected
