@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     environment conventions (see :mod:`domain.connection`).
     """
 
-    model_config = SettingsConfigDict(env_prefix="INCIDENT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="INCIDENT_", extra="ignore", env_ignore_empty=True)
 
     policy: Path | None = None
     """``INCIDENT_POLICY``: TOML file overriding the default policy."""
