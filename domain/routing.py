@@ -72,7 +72,7 @@ class RoutingRule(_Strict):
             try:
                 re.compile(pattern)
             except re.error as error:
-                raise ValueError(f"match_re.{label}: invalid regular expression: {error}") from None
+                raise ValueError(f"label {label!r}: invalid regular expression: {error}") from None
         return patterns
 
     def matches(self, source: AlertSource, labels: dict[str, str]) -> bool:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -26,12 +27,14 @@ from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.connection import connect
+from domain.incident import IncidentView
 from domain.models import AcknowledgeInput, cap_text
 from workflows.alert_group import (
     AlertDelivery,
     AlertGroupWorkflow,
     DeliveryResult,
     GroupInput,
+    GroupState,
     alert_group_id,
 )
 from workflows.incident import IncidentWorkflow
@@ -199,7 +202,9 @@ class TemporalGateway:
     async def _recover(
         self, client: Client, group_id: str, delivery: AlertDelivery
     ) -> DeliveryResult:
-        handle = client.get_workflow_handle_for(AlertGroupWorkflow.run, group_id)
+        handle: WorkflowHandle[AlertGroupWorkflow, GroupState] = client.get_workflow_handle_for(
+            AlertGroupWorkflow.run, group_id
+        )
         try:
             return await handle.execute_update(
                 AlertGroupWorkflow.deliver, delivery, rpc_timeout=self._rpc_timeout
@@ -222,7 +227,9 @@ class TemporalGateway:
         )
 
     async def _acknowledge(self, client: Client, group_id: str, responder: str) -> AckOutcome:
-        group = client.get_workflow_handle_for(AlertGroupWorkflow.run, group_id)
+        group: WorkflowHandle[AlertGroupWorkflow, GroupState] = client.get_workflow_handle_for(
+            AlertGroupWorkflow.run, group_id
+        )
         try:
             view = await group.query(AlertGroupWorkflow.view, rpc_timeout=self._rpc_timeout)
         except RPCError as error:
@@ -231,7 +238,9 @@ class TemporalGateway:
             return AckOutcome(None, False, "no incident for this dedup_key")
         if view.open_incident is None:
             return AckOutcome(view.last_incident, False, "the incident is already closed")
-        incident = client.get_workflow_handle_for(IncidentWorkflow.run, view.open_incident)
+        incident: WorkflowHandle[IncidentWorkflow, IncidentView] = client.get_workflow_handle_for(
+            IncidentWorkflow.run, view.open_incident
+        )
         try:
             result = await incident.execute_update(
                 IncidentWorkflow.acknowledge,
