@@ -18,8 +18,10 @@ from fastapi import APIRouter, Response
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from domain.comms import SlackSettings
 from domain.policy import Policy, PolicyError, load_policy
 from domain.settings import Settings
+from starters.slack_commands import slack_command_router
 from starters.status_page import status_page_router
 from starters.webhooks import (
     TemporalGateway,
@@ -140,6 +142,12 @@ def create_app(
             gateway.client, policy=policy.comms.status_page, override_dir=settings.templates
         )
     )
+    slack = SlackSettings()
+    if slack.signing_secret is not None and slack.signing_secret.get_secret_value():
+        secret = slack.signing_secret.get_secret_value()
+        app.include_router(
+            slack_command_router(gateway.client, signing_secret=secret, policy=policy.comms.slack)
+        )
     _document_payloads(app)
     return app
 

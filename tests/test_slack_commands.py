@@ -1,0 +1,149 @@
+"""The ``/incident`` slash command: Slack-signed requests drive real incidents."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlencode
+
+import fastapi
+import httpx
+import pytest
+import pytest_asyncio
+from slack_sdk.signature import SignatureVerifier
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from domain.comms import SlackPolicy
+from domain.models import Phase
+from domain.policy import Policy
+from starters.slack_commands import CommandError, parse, slack_command_router
+from tests.helpers import declare, view
+from workers.wiring import build_worker
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+
+
+def signed(body: str, *, secret: str = SECRET, at: int | None = None) -> dict[str, str]:
+    timestamp = str(at if at is not None else int(time.time()))
+    signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
+    assert signature is not None
+    return {
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": signature,
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+def form(text: str, **fields: str) -> str:
+    base = {
+        "command": "/incident",
+        "text": text,
+        "user_id": "UALICE",
+        "user_name": "alice.smith",
+        "channel_name": "incidents",
+    }
+    return urlencode({**base, **fields})
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def slack_app(
+    dev_env: WorkflowEnvironment, terminate_later: list
+) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    client = dev_env.client
+    worker = build_worker(client, task_queue=f"tq-{uuid.uuid4()}", policy=Policy(), channels=[])
+    async with worker:
+        handle = await declare(client, worker)
+        terminate_later.append(handle)
+
+        async def get_client() -> Client:
+            return client
+
+        app = fastapi.FastAPI()
+        policy = SlackPolicy(users={"alice": "UALICE"})
+        app.include_router(slack_command_router(get_client, signing_secret=SECRET, policy=policy))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://slack.test") as http:
+            yield http, handle
+
+
+async def post(http: httpx.AsyncClient, body: str, **sign: Any) -> httpx.Response:
+    return await http.post("/slack/commands", content=body, headers=signed(body, **sign))
+
+
+async def test_commands_drive_the_incident_as_the_mapped_responder(slack_app) -> None:
+    http, handle = slack_app
+    channel = f"{handle.id.lower()}-api-returns-500s"
+
+    ack = await post(http, form(f"ack {handle.id}"))
+    update = await post(http, form("update <!channel> rolling back", channel_name=channel))
+    fix = await post(http, form("phase fix found the bad deploy", channel_name=channel))
+    wrong = await post(http, form("phase sideways", channel_name=channel))
+    resolved = await post(http, form(f"resolve {handle.id} rolled back"))
+
+    assert ack.status_code == 200
+    assert ack.json() == {
+        "response_type": "ephemeral",
+        "text": f"✅ {handle.id} acknowledged; IC alice; Investigate",
+    }
+    assert update.json()["text"] == f"✅ update posted on {handle.id}"
+    assert fix.json()["text"] == f"✅ {handle.id} is now in Fix"
+    assert wrong.json()["text"].startswith("⚠️ ") and "sideways" in wrong.json()["text"]
+    assert resolved.json()["text"] == f"✅ {handle.id} is now in Resolve"
+    incident = await view(handle)
+    assert incident.phase is Phase.RESOLVE and incident.commander == "alice"
+    actors = {event.actor for event in incident.timeline if event.actor not in ("system", None)}
+    assert "alice" in actors and "alice.smith" not in actors
+
+
+@pytest.mark.parametrize(
+    "sign",
+    [{"secret": "not-the-secret"}, {"at": int(time.time()) - 3600}],
+    ids=["wrong-secret", "replayed-an-hour-later"],
+)
+async def test_unsigned_or_stale_requests_are_refused(slack_app, sign: dict[str, Any]) -> None:
+    http, handle = slack_app
+    response = await post(http, form(f"ack {handle.id}"), **sign)
+    assert response.status_code == 401
+    assert (await view(handle)).phase is Phase.DETECT
+
+
+async def test_missing_headers_are_refused(slack_app) -> None:
+    http, _ = slack_app
+    response = await http.post("/slack/commands", content=form("ack"))
+    assert response.status_code == 401
+
+
+def test_parse_explains_mistakes() -> None:
+    assert parse("ack INC-20261126-7QK3", "random").incident_id == "INC-20261126-7QK3"
+    assert parse("resolve", "inc-20261126-7qk3-api").incident_id == "INC-20261126-7QK3"
+    with pytest.raises(CommandError, match="Which incident"):
+        parse("ack", "random")
+    with pytest.raises(CommandError, match="Usage"):
+        parse("dance INC-20261126-7QK3", "random")
+    with pytest.raises(CommandError, match="Usage"):
+        parse("update INC-20261126-7QK3", "random")
+
+
+async def test_unknown_incident_is_reported(slack_app) -> None:
+    http, _ = slack_app
+    response = await post(http, form("ack INC-19990101-AAAA"))
+    assert response.json()["text"].startswith("⚠️ incident INC-19990101-AAAA not found on ")
+
+
+def test_http_service_serves_status_always_and_slash_commands_with_a_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    from domain.settings import Settings
+    from starters.http_app import create_app
+
+    def paths() -> set[str]:
+        app = create_app(settings=Settings(data_dir=tmp_path), policy=Policy())
+        return set(app.openapi()["paths"])
+
+    monkeypatch.delenv("SLACK_SIGNING_SECRET", raising=False)
+    assert "/status" in paths() and "/slack/commands" not in paths()
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
+    assert {"/status", "/status.json", "/slack/commands"} <= paths()
