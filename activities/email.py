@@ -9,6 +9,7 @@ import ssl
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
@@ -147,18 +148,8 @@ class CustomerEmailChannel:
 
     def compose(self, notification: Notification) -> EmailMessage:
         """The e-mail, rendered from the ``email`` templates."""
-        facts = notification.incident
-        start = facts.detected_at or facts.declared_at
-        end = facts.resolved_at or notification.at
-        context = {
-            "i": facts,
-            "text": notification.text,
-            "start": _when(start),
-            "end": _when(end),
-            "start_date": f"{start:%B} {start.day}, {start:%Y}",
-            "same_day": start.date() == end.date(),
-            "downtime": humanize(downtime(facts, until=notification.at).total_seconds()),
-        }
+        context = email_context(notification)
+        end = notification.incident.resolved_at or notification.at
         message = EmailMessage()
         message["From"] = self._from
         message["To"] = ", ".join(self._policy.recipients)
@@ -171,6 +162,22 @@ class CustomerEmailChannel:
         message["Message-ID"] = f"<incident-{digest}@{domain}>"
         message.set_content(self._templates.render_named("email", "customer_body", **context))
         return message
+
+
+def email_context(notification: Notification) -> dict[str, Any]:
+    """Variables of the ``email`` templates."""
+    facts = notification.incident
+    start = facts.detected_at or facts.declared_at
+    end = facts.resolved_at or notification.at
+    return {
+        "i": facts,
+        "text": notification.text,
+        "start": _when(start),
+        "end": _when(end),
+        "start_date": f"{start:%B} {start.day}, {start:%Y}",
+        "same_day": start.date() == end.date(),
+        "downtime": humanize(downtime(facts, until=notification.at).total_seconds()),
+    }
 
 
 def _when(value: datetime) -> str:

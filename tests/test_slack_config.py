@@ -89,3 +89,10 @@ def test_overridden_templates_are_used_and_sandboxed(tmp_path: Path) -> None:
     assert templates.render_named("statuspage", "monitoring").startswith("A fix has been")
     with pytest.raises(SecurityError):
         templates.render_named("statuspage", "update", text="x")
+
+
+def test_a_misspelt_variable_fails_at_start_up(tmp_path: Path) -> None:
+    (tmp_path / "email").mkdir()
+    (tmp_path / "email" / "customer_body.txt.j2").write_text("Dear customer, {{ i.titel }}")
+    with pytest.raises(TemplateConfigError, match="email/customer_body does not render"):
+        names(Settings(data_dir=tmp_path, templates=tmp_path))

@@ -17,6 +17,7 @@ from activities.policy import PolicyActivities
 from activities.slack import SlackApi, SlackChannel, new_slack_client
 from activities.status_provider import StatusPageChannel
 from activities.statuspage import AtlassianStatuspage, new_statuspage_client
+from activities.template_check import rehearse
 from activities.templates import Templates, standard_templates
 from domain.comms import SlackSettings, SmtpSettings, StatuspageSettings
 from domain.policy import Policy, load_policy
@@ -46,6 +47,7 @@ def default_channels(settings: Settings, policy: Policy | None = None) -> list[C
     """
     policy = policy if policy is not None else load_policy(settings.policy)
     templates = standard_templates(settings.templates)
+    rehearse(templates)
     comms = policy.comms
     channels: list[Channel] = [OutboxChannel(settings.outbox_path, templates)]
     statuspage = StatuspageSettings()

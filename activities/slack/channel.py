@@ -148,14 +148,13 @@ class SlackChannel:
         commander = notification.incident.commander
         ic = (await self._directory.person(commander)).mention if commander else Trusted("")
         mentions = Trusted(" ".join(person.mention for person in people)) if people else ic
-        return self._templates.render(
-            "slack",
-            notification,
+        extra = slack_context(
             channel=Trusted(f"<#{channel_id}>"),
             ic=ic,
-            mentions=mentions or Trusted("responders"),
-            actor=notification.actor or "system",
+            mentions=mentions,
+            actor=notification.actor,
         )
+        return self._templates.render("slack", notification, **extra)
 
     async def _announce(
         self,
@@ -234,6 +233,18 @@ class SlackChannel:
             cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
                 return None
+
+
+def slack_context(
+    *, channel: Trusted, ic: Trusted, mentions: Trusted, actor: str | None
+) -> dict[str, Any]:
+    """Variables the ``slack`` templates get besides the standard ones."""
+    return {
+        "channel": channel,
+        "ic": ic,
+        "mentions": mentions or Trusted("responders"),
+        "actor": actor or "system",
+    }
 
 
 def _posted_for(message: dict[str, Any], key: str) -> bool:
