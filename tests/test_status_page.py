@@ -13,6 +13,7 @@ import httpx
 import pytest
 import pytest_asyncio
 import uvicorn
+from jinja2.exceptions import UndefinedError
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -180,3 +181,24 @@ async def test_page_says_so_when_temporal_is_unreachable() -> None:
     assert response.status_code == 503
     assert "Status information is temporarily unavailable" in response.text
     assert "localhost:1" not in response.text
+
+
+async def test_page_template_can_be_overridden_and_is_checked_at_start_up(
+    tmp_path: Path,
+) -> None:
+    async def no_client() -> Client:
+        raise RuntimeError("Temporal is down")
+
+    (tmp_path / "status_page").mkdir()
+    page = tmp_path / "status_page" / "status.html.j2"
+    page.write_text("<h1>{{ s.titel }}</h1>")
+    with pytest.raises(UndefinedError, match="titel"):
+        status_page_router(no_client, policy=PAGE_POLICY, override_dir=tmp_path)
+
+    page.write_text("<h1>{{ s.title }}</h1>{{ s.available }}")
+    app = fastapi.FastAPI()
+    app.include_router(status_page_router(no_client, policy=PAGE_POLICY, override_dir=tmp_path))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        response = await http.get("/status")
+    assert (response.status_code, response.text) == (503, "<h1>Example status</h1>False")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -14,7 +14,12 @@ from temporalio.client import Client
 
 from activities.templates import Templates, standard_templates
 from domain.comms import StatusPagePolicy
-from starters.status_page.public import StatusSnapshot
+from starters.status_page.public import (
+    ComponentState,
+    PublicIncident,
+    PublicUpdate,
+    StatusSnapshot,
+)
 from starters.status_page.source import StatusSource
 
 PAGE_DIR = Path(__file__).parent / "templates"
@@ -42,6 +47,30 @@ def page_environment(override_dir: Path | None = None) -> SandboxedEnvironment:
     return env
 
 
+def _sample_snapshot(title: str) -> StatusSnapshot:
+    now = datetime.now(UTC)
+    update = PublicUpdate(at=now, status="resolved", badge="🟢 Resolved", text="sample")
+    incident = PublicIncident(
+        id="INC-SAMPLE",
+        name="sample",
+        status="resolved",
+        badge="🟢 Resolved",
+        service="api",
+        started_at=now,
+        resolved_at=now,
+        service_status="operational",
+        updates=[update],
+    )
+    component = ComponentState(name="api", status="operational", label="Operational")
+    return StatusSnapshot(
+        title=title,
+        generated_at=now,
+        current=[incident],
+        recent=[incident],
+        components=[component],
+    )
+
+
 def status_page_router(
     client: Callable[[], Awaitable[Client]],
     *,
@@ -62,6 +91,7 @@ def status_page_router(
     wording = templates or standard_templates(override_dir)
     source = StatusSource(client, policy=policy, templates=wording, ttl=ttl)
     page = page_environment(override_dir).get_template(PAGE_TEMPLATE)
+    page.render(s=_sample_snapshot(policy.title))  # a misspelt variable fails at start-up
     router = APIRouter(tags=["status page"])
 
     @router.get("/status", response_class=HTMLResponse, summary="Public status page")
