@@ -1,11 +1,13 @@
 """The alert group: one small entity workflow per deduplication key.
 
 Incident workflow IDs are human-friendly incident IDs, so an alert cannot name
-its incident directly. Instead every alert is sent (update-with-start, ID
-conflict policy USE_EXISTING) to the group of its key, whose workflow ID is
-derived from the source and the key. Temporal runs one group per ID and the
-group's handlers decide under a lock, so concurrent and duplicate deliveries
-can never open a second incident while one is open.
+its incident directly. Instead every alert is first sent (update, or
+update-with-start with ID conflict policy USE_EXISTING when the group does not
+run yet) to the group of its key, whose workflow ID is derived from the source
+and the key. Temporal runs one group per ID and the group decides under a lock,
+so concurrent and duplicate deliveries can never open a second incident while
+one is open. The group answers with the incident; the sender then signals the
+alert to that incident and only then reports success.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import Field
@@ -33,7 +35,6 @@ with workflow.unsafe.imports_passed_through():
 
 _ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 _ID_ATTEMPTS = 5
-_FORWARD_ATTEMPTS = 3
 MAX_HISTORY_EVENTS = 10_000
 """Continue-as-new at this history length even if the server has not suggested it."""
 
@@ -83,6 +84,9 @@ class AlertDelivery(_Model):
     """The alert as signalled to the incident."""
     declaration: Declaration
     """The routed declaration, used when this alert opens an incident."""
+    stale_incident: str | None = None
+    """An incident the sender found already completed when signalling it; the group
+    forgets it before deciding, so the alert opens the next incident."""
 
 
 class DeliveryResult(_Model):
@@ -128,10 +132,8 @@ class AlertGroupWorkflow:
         if self._s.last_activity_at is None:
             self._s.last_activity_at = workflow.now()
         self._lock = asyncio.Lock()
-        self._forwarding = 0
         self._touched = False
         self._opened_here: list[str] = []
-        self._tasks: set[asyncio.Task[None]] = set()
 
     @workflow.run
     async def run(self, input: GroupInput) -> GroupState:
@@ -162,9 +164,7 @@ class AlertGroupWorkflow:
         return self._s.last_activity_at + self._input.repeat_window
 
     def _settled(self) -> bool:
-        return (
-            self._forwarding == 0 and not self._lock.locked() and workflow.all_handlers_finished()
-        )
+        return not self._lock.locked() and workflow.all_handlers_finished()
 
     def _expired(self) -> bool:
         return self._s.open_incident is None and workflow.now() >= self._forget_at()
@@ -184,22 +184,25 @@ class AlertGroupWorkflow:
 
     @workflow.update
     async def deliver(self, delivery: AlertDelivery) -> DeliveryResult:
-        """Route one alert notification to its incident; durable once this returns."""
+        """Decide which incident an alert belongs to, opening one if needed.
+
+        The caller signals the alert to the returned incident afterwards.
+        """
         self._s.alerts_received += 1
         self._touch()
+        if delivery.stale_incident and delivery.stale_incident == self._s.open_incident:
+            self._mark_closed(delivery.stale_incident)
         if delivery.status == "resolved":
             incident = self._s.open_incident
             if incident is None:
                 return DeliveryResult(incident_id=self._s.last_incident, action="ignored")
-            self._forward(incident, delivery)
             return DeliveryResult(incident_id=incident, action="recovered")
         incident, new = await self._open_or_join(delivery)
-        self._forward(incident, delivery)
         return DeliveryResult(
             incident_id=incident,
             new=new,
             action="opened" if new else "joined",
-            related_incident=self._s.last_incident if new else None,
+            related_incident=self._repeated_incident() if new else None,
         )
 
     @workflow.signal(name=INCIDENT_CLOSED_SIGNAL)
@@ -274,32 +277,3 @@ class AlertGroupWorkflow:
         rng = workflow.random()
         suffix = "".join(rng.choice(_ALPHABET) for _ in range(4))
         return f"INC-{workflow.now():%Y%m%d}-{suffix}"
-
-    def _forward(self, incident_id: str, delivery: AlertDelivery) -> None:
-        """Signal the incident in the background; the command is durable with the update."""
-        self._forwarding += 1
-        task = asyncio.create_task(self._signal(incident_id, delivery, _FORWARD_ATTEMPTS))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _signal(self, incident_id: str, delivery: AlertDelivery, attempts: int) -> None:
-        try:
-            handle: workflow.ExternalWorkflowHandle[IncidentWorkflow] = (
-                workflow.get_external_workflow_handle_for(IncidentWorkflow.run, incident_id)
-            )
-            if delivery.status == "firing":
-                await handle.signal(IncidentWorkflow.alert_fired, delivery.alert)
-            else:
-                await handle.signal(IncidentWorkflow.alert_resolved, delivery.alert)
-        except FailureError:
-            # The incident completed before its closing signal reached us: a firing
-            # alert must not be lost, so it opens the next incident instead.
-            if self._s.open_incident == incident_id:
-                self._mark_closed(incident_id)
-            if delivery.status == "firing" and attempts > 1:
-                workflow.logger.warning("incident %s is gone; alert opens a new one", incident_id)
-                incident, _ = await self._open_or_join(delivery)
-                self._forwarding += 1
-                await self._signal(incident, delivery, attempts - 1)
-        finally:
-            self._forwarding -= 1

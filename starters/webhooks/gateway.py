@@ -1,9 +1,11 @@
-"""The hand-off to Temporal: alerts go to their group with update-with-start.
+"""The hand-off to Temporal: each alert goes to its group, then to its incident.
 
-An answer is only given once Temporal has durably accepted the update (its
-result comes back from the group), so a 2xx means the alert is recorded. Any
-failure to reach Temporal becomes :class:`Unavailable`, answered with 503 so
-the sender retries.
+The group (:class:`~workflows.alert_group.AlertGroupWorkflow`) is asked with an
+update (update-with-start when it does not run yet) and names the incident,
+opening one if needed; the alert is then signalled to that incident. An answer
+is only given once both are durable in Temporal, so a 2xx means the alert is
+recorded. Any failure to reach Temporal becomes :class:`Unavailable`, answered
+with 503 so the sender retries.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from workflows.incident import IncidentWorkflow
 log = logging.getLogger("incidents.webhooks")
 T = TypeVar("T")
 
+STALE_RETRIES = 3
+"""How often an alert is re-asked to its group after naming a completed incident."""
 PER_GROUP_IN_FLIGHT = 8
 """Concurrent updates this process sends one group (the server admits 10 by default)."""
 
@@ -167,41 +171,58 @@ class TemporalGateway:
     async def deliver(
         self, delivery: AlertDelivery, *, dedup_key: str, repeat_window: timedelta
     ) -> DeliveryResult:
-        """Hand one alert to its group; resolved alerts never start a group.
+        """Hand one alert to its group, then signal it to the group's incident.
+
+        Returns only once both are durable in Temporal. Resolved alerts never
+        start a group.
 
         Raises:
             Unavailable: Temporal did not (provably) accept it.
         """
-        source = delivery.alert.source
-        group_id = alert_group_id(source, dedup_key)
+        group = GroupInput(
+            source=delivery.alert.source,
+            key=cap_text(dedup_key, 300),
+            repeat_window=repeat_window,
+        )
+        group_id = alert_group_id(group.source, dedup_key)
         client = await self.client()
-        what = f"alert {delivery.alert.key[:80]!r}"
         async with self._limiter.hold(group_id):
-            if delivery.status == "resolved":
-                return await self._bounded(self._recover(client, group_id, delivery), what)
-            start = WithStartWorkflowOperation(
-                AlertGroupWorkflow.run,
-                GroupInput(
-                    source=source, key=cap_text(dedup_key, 300), repeat_window=repeat_window
-                ),
-                id=group_id,
-                task_queue=self._task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                static_summary=cap_text(f"alert group · {source} · {delivery.alert.summary}", 200),
-                memo={"source": source, "key": cap_text(dedup_key, 300)},
+            return await self._bounded(
+                self._deliver(client, group_id, group, delivery),
+                f"alert {delivery.alert.key[:80]!r}",
             )
-            update = client.execute_update_with_start_workflow(
-                AlertGroupWorkflow.deliver,
-                delivery,
-                start_workflow_operation=start,
-                rpc_timeout=self._rpc_timeout,
-            )
-            return await self._bounded(update, what)
 
-    async def _recover(
-        self, client: Client, group_id: str, delivery: AlertDelivery
+    async def _deliver(
+        self, client: Client, group_id: str, group: GroupInput, delivery: AlertDelivery
     ) -> DeliveryResult:
+        for _ in range(STALE_RETRIES):
+            result = await self._ask_group(client, group_id, group, delivery)
+            if result.action == "ignored" or result.incident_id is None:
+                return result
+            incident: WorkflowHandle[IncidentWorkflow, IncidentView] = (
+                client.get_workflow_handle_for(IncidentWorkflow.run, result.incident_id)
+            )
+            signal = (
+                IncidentWorkflow.alert_fired
+                if delivery.status == "firing"
+                else IncidentWorkflow.alert_resolved
+            )
+            try:
+                await incident.signal(signal, delivery.alert, rpc_timeout=self._rpc_timeout)
+                return result
+            except RPCError as error:
+                if error.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+            # The incident completed before telling its group: the group forgets it.
+            if delivery.status == "resolved":
+                return DeliveryResult(incident_id=result.incident_id, action="ignored")
+            delivery = delivery.model_copy(update={"stale_incident": result.incident_id})
+        raise RuntimeError(f"alert group {group_id} kept naming completed incidents")
+
+    async def _ask_group(
+        self, client: Client, group_id: str, group: GroupInput, delivery: AlertDelivery
+    ) -> DeliveryResult:
+        """A plain update on the running group; update-with-start when there is none."""
         handle: WorkflowHandle[AlertGroupWorkflow, GroupState] = client.get_workflow_handle_for(
             AlertGroupWorkflow.run, group_id
         )
@@ -212,7 +233,26 @@ class TemporalGateway:
         except RPCError as error:
             if error.status is not RPCStatusCode.NOT_FOUND:
                 raise
+        if delivery.status == "resolved":
             return DeliveryResult(incident_id=None, action="ignored")
+        start = WithStartWorkflowOperation(
+            AlertGroupWorkflow.run,
+            group,
+            id=group_id,
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            static_summary=cap_text(
+                f"alert group · {group.source} · {delivery.alert.summary}", 200
+            ),
+            memo={"source": group.source, "key": group.key},
+        )
+        return await client.execute_update_with_start_workflow(
+            AlertGroupWorkflow.deliver,
+            delivery,
+            start_workflow_operation=start,
+            rpc_timeout=self._rpc_timeout,
+        )
 
     async def acknowledge(self, *, source: str, dedup_key: str, responder: str) -> AckOutcome:
         """Acknowledge the open incident of a key; a closed or acknowledged one is no error.
