@@ -35,8 +35,6 @@ with workflow.unsafe.imports_passed_through():
 
 _ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 _ID_ATTEMPTS = 5
-MAX_HISTORY_EVENTS = 10_000
-"""Continue-as-new at this history length even if the server has not suggested it."""
 
 
 def alert_group_id(source: str, key: str) -> str:
@@ -71,6 +69,8 @@ class GroupInput(_Model):
     """The deduplication key (for display; the workflow ID holds its digest)."""
     repeat_window: timedelta = timedelta(days=7)
     """How long after the last activity, with no open incident, the group is kept."""
+    max_history_events: int = 10_000
+    """Continue-as-new at this history length even if the server has not suggested it."""
     carried: GroupState | None = None
     """State of the previous run, when continuing as new."""
 
@@ -173,7 +173,7 @@ class AlertGroupWorkflow:
         info = workflow.info()
         return (
             info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= MAX_HISTORY_EVENTS
+            or info.get_current_history_length() >= self._input.max_history_events
         )
 
     def _touch(self) -> None:

@@ -1,0 +1,220 @@
+"""The alert group's life: forgetting idle keys, completed incidents, continue-as-new, replay.
+
+The committed histories in ``tests/fixtures/webhooks/histories`` are recorded
+on purpose with ``python -m tests.test_webhooks_group`` when the group's logic
+changes deliberately (old ones stay: running groups still have them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowHistory,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from domain.models import (
+    AcknowledgeInput,
+    AlertEvent,
+    Declaration,
+    PhaseInput,
+    Severity,
+)
+from domain.policy import Policy, policy_from_mapping
+from domain.settings import Settings
+from starters.http_app import create_app
+from starters.webhooks import WebhookSettings
+from tests.conftest import new_worker, webhook_fixture
+from workers.wiring import WORKFLOWS
+from workflows.alert_group import (
+    AlertDelivery,
+    AlertGroupWorkflow,
+    GroupInput,
+    alert_group_id,
+)
+from workflows.incident import IncidentWorkflow
+
+HISTORIES = Path(__file__).parent / "fixtures" / "webhooks" / "histories"
+
+
+class Hooks:
+    """The app in-process with a worker (optionally replaying every task)."""
+
+    def __init__(self, client: Client, task_queue: str, http: httpx.AsyncClient) -> None:
+        self.client = client
+        self.task_queue = task_queue
+        self.http = http
+
+    async def fire(self, fingerprint: str, status: str = "firing") -> dict[str, Any]:
+        payload = webhook_fixture("alertmanager_firing")
+        payload["status"] = status
+        payload["alerts"][0].update(status=status, fingerprint=fingerprint)
+        response = await self.http.post("/webhooks/alertmanager", json=payload)
+        assert response.status_code == 200, response.text
+        outcome: dict[str, Any] = response.json()["incidents"][0]
+        return outcome
+
+    def incident(self, incident_id: str) -> Any:
+        return self.client.get_workflow_handle_for(IncidentWorkflow.run, incident_id)
+
+    def group(self, fingerprint: str) -> Any:
+        group_id = alert_group_id("alertmanager", fingerprint)
+        return self.client.get_workflow_handle_for(AlertGroupWorkflow.run, group_id)
+
+    async def resolve(self, incident_id: str) -> None:
+        handle = self.incident(incident_id)
+        await handle.execute_update(IncidentWorkflow.acknowledge, AcknowledgeInput(responder="bo"))
+        await handle.execute_update(
+            IncidentWorkflow.set_phase, PhaseInput(responder="bo", phase="resolve")
+        )
+
+    async def wait_closed(self, fingerprint: str) -> None:
+        for _ in range(200):
+            if (await self.group(fingerprint).query(AlertGroupWorkflow.view)).open_incident is None:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the group was never told its incident closed")
+
+
+@asynccontextmanager
+async def _hooks(client: Client, policy: Policy, **worker: Any) -> AsyncIterator[Hooks]:
+    async with new_worker(client, policy=policy, **worker) as running:
+        app = create_app(
+            settings=Settings(task_queue=running.task_queue, webhook_token=None),
+            client=client,
+            policy=policy,
+            webhook_settings=WebhookSettings(),
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hooks.test") as http:
+            yield Hooks(client, running.task_queue, http)
+
+
+async def test_idle_group_is_forgotten_and_a_later_trigger_starts_afresh(dev_env):
+    policy = policy_from_mapping({"routing": {"repeat_window": "1s"}})
+    async with _hooks(dev_env.client, policy, max_cached_workflows=0) as hooks:
+        fingerprint = uuid.uuid4().hex[:16]
+        first = await hooks.fire(fingerprint)
+        await hooks.resolve(first["incident_id"])
+        await hooks.wait_closed(fingerprint)
+        group = hooks.group(fingerprint)
+        result = await asyncio.wait_for(group.result(), timeout=15)
+        assert result.last_incident == first["incident_id"]
+        assert (await group.describe()).status is WorkflowExecutionStatus.COMPLETED
+
+        again = await hooks.fire(fingerprint)
+        assert again["new"] is True and again["related_incident"] is None
+        assert again["incident_id"] != first["incident_id"]
+
+
+async def test_incident_that_completed_unannounced_is_replaced(dev_env):
+    async with _hooks(dev_env.client, Policy()) as hooks:
+        fingerprint = uuid.uuid4().hex[:16]
+        first = await hooks.fire(fingerprint)
+        await hooks.incident(first["incident_id"]).terminate("gone without telling its group")
+        assert (await hooks.fire(fingerprint, "resolved"))["action"] == "ignored"
+        again = await hooks.fire(fingerprint)
+        assert again["new"] is True
+        assert again["related_incident"] == first["incident_id"]
+        view = await hooks.incident(again["incident_id"]).query(IncidentWorkflow.view)
+        assert view.related_incident == first["incident_id"]
+
+
+async def test_group_continues_as_new_and_keeps_its_incident(dev_env):
+    client = dev_env.client
+    async with new_worker(client) as worker:
+        key = uuid.uuid4().hex
+        group_id = alert_group_id("generic", key)
+
+        async def deliver() -> Any:
+            start = WithStartWorkflowOperation(
+                AlertGroupWorkflow.run,
+                GroupInput(source="generic", key=key, max_history_events=60),
+                id=group_id,
+                task_queue=worker.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+            delivery = AlertDelivery(
+                status="firing",
+                alert=AlertEvent(key=key, source="generic", summary="queue backlog"),
+                declaration=Declaration(title="queue backlog", severity=Severity.P3),
+            )
+            return await client.execute_update_with_start_workflow(
+                AlertGroupWorkflow.deliver, delivery, start_workflow_operation=start
+            )
+
+        results = [await deliver() for _ in range(25)]
+        assert len({r.incident_id for r in results}) == 1
+        assert [r.new for r in results] == [True] + [False] * 24
+        handle = client.get_workflow_handle_for(AlertGroupWorkflow.run, group_id)
+        runs = [e async for e in client.list_workflows(f"WorkflowId = '{group_id}'")]
+        assert len(runs) > 1, "expected at least one continue-as-new"
+        view = await handle.query(AlertGroupWorkflow.view)
+        assert (view.open_incident, view.alerts_received) == (results[0].incident_id, 25)
+
+
+HISTORY_FILES = sorted(HISTORIES.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", HISTORY_FILES, ids=[path.stem for path in HISTORY_FILES])
+async def test_committed_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
+
+
+def test_histories_are_committed() -> None:
+    assert {path.stem for path in HISTORY_FILES} >= {"alert_group", "incident_from_alert"}
+
+
+async def _record() -> None:
+    """Open, join, recover, resolve and repeat through the app; save both histories."""
+    from temporalio.testing import WorkflowEnvironment
+
+    from domain import search_attributes as sa
+    from workers.binaries import find_binary
+
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=list(sa.ALL),
+        ui=False,
+        dev_server_log_level="error",
+    )
+    try:
+        async with _hooks(env.client, Policy()) as hooks:
+            fingerprint = "5f8d2a9c1b3e4d60"
+            first = await hooks.fire(fingerprint)
+            await hooks.fire(fingerprint)
+            await hooks.fire(fingerprint, "resolved")
+            await hooks.resolve(first["incident_id"])
+            await hooks.wait_closed(fingerprint)
+            await hooks.fire(fingerprint)
+            HISTORIES.mkdir(parents=True, exist_ok=True)
+            for name, handle in [
+                ("alert_group", hooks.group(fingerprint)),
+                ("incident_from_alert", hooks.incident(first["incident_id"])),
+            ]:
+                history = await handle.fetch_history()
+                (HISTORIES / f"{name}.json").write_text(history.to_json())
+                print(f"wrote {name}.json ({len(history.events)} events)")
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(_record())
