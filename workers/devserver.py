@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,11 @@ class DevServerConfig:
     host: str = "127.0.0.1"
     port: int = 7233
     ui_port: int = 8233
+
+    @property
+    def log_file(self) -> Path:
+        """Where the server's own output goes (beside its database)."""
+        return self.db_file.with_name("temporal-server.log")
 
     @property
     def address(self) -> str:
@@ -81,15 +85,20 @@ async def start_dev_server(config: DevServerConfig) -> asyncio.subprocess.Proces
                 "Stop it, or point TEMPORAL_ADDRESS at it to use it instead."
             )
     config.db_file.parent.mkdir(parents=True, exist_ok=True)
-    process = await asyncio.create_subprocess_exec(
-        *dev_server_command(config),
-        stdin=asyncio.subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, "TEMPORAL_CLI_SHOW_BANNER": "false"},
-    )
+    with config.log_file.open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            *dev_server_command(config),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            # Its own session: Ctrl-C reaches the stack, which stops the server last.
+            start_new_session=True,
+        )
     for _ in range(300):
         if process.returncode is not None:
-            raise RuntimeError(f"temporal dev server exited with code {process.returncode}")
+            raise RuntimeError(
+                f"temporal dev server exited with code {process.returncode}; see {config.log_file}"
+            )
         if port_in_use(config.host, config.port) and port_in_use(config.host, config.ui_port):
             return process
         await asyncio.sleep(0.1)

@@ -24,7 +24,7 @@ log = logging.getLogger("incidents.worker")
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Load policy and templates (failing fast), connect, and run until ``stop`` is set."""
     policy = load_policy(settings.policy)
-    channels = default_channels(settings)
+    channels = default_channels(settings, policy)
     client = await connect()
     worker = build_worker(client, task_queue=settings.task_queue, policy=policy, channels=channels)
     log.info(
