@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+import yaml
 from pydantic import SecretStr
 from temporalio.client import Client
 
@@ -39,23 +40,22 @@ pytestmark = pytest.mark.skipif(
     reason="Prometheus Alertmanager binary not installed (apt-get install prometheus-alertmanager)",
 )
 
-CONFIG = """\
-route:
-  receiver: incidents
-  group_by: [alertname]
-  group_wait: 0s
-  group_interval: 1s
-  repeat_interval: 2s
-receivers:
-  - name: incidents
-    webhook_configs:
-      - url: http://127.0.0.1:{port}/webhooks/alertmanager
-        send_resolved: true
-        http_config:
-          authorization:
-            type: Bearer
-            credentials: {token}
-"""
+EXAMPLE = Path(__file__).parents[1] / "examples" / "alertmanager.yml"
+
+
+def _config(tmp_path: Path, webhook_port: int) -> Path:
+    """The documented example, pointed at this test's service and sped up."""
+    config = yaml.safe_load(EXAMPLE.read_text())
+    config["route"].update(group_wait="0s", group_interval="1s", repeat_interval="2s")
+    [receiver] = config["receivers"]
+    [webhook] = receiver["webhook_configs"]
+    webhook["url"] = webhook["url"].replace("127.0.0.1:8000", f"127.0.0.1:{webhook_port}")
+    token = tmp_path / "incident-webhook-token"
+    token.write_text(TOKEN)
+    webhook["http_config"]["authorization"]["credentials_file"] = str(token)
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def _free_port() -> int:
@@ -91,8 +91,7 @@ async def _http_service(client: Client, task_queue: str) -> AsyncIterator[int]:
 async def _alertmanager(tmp_path: Path, webhook_port: int) -> AsyncIterator[str]:
     """A real Alertmanager (clustering off) on loopback; yields its base URL."""
     assert ALERTMANAGER is not None
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(CONFIG.format(port=webhook_port, token=TOKEN))
+    config = _config(tmp_path, webhook_port)
     port = _free_port()
     process = await asyncio.create_subprocess_exec(
         ALERTMANAGER,
