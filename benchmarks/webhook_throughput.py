@@ -15,7 +15,10 @@ generator in this process. Measured, in one run against one server:
 2. **raw SDK**: the same number of alerts as ``signal-with-start`` of
    ``IncidentWorkflow`` (signal ``alert_fired``) on workflow IDs derived from
    the same number of keys, with the same concurrency.
-3. **latency**: alert → incident visible (its query shows the alert) for
+3. **SDK update**: the webhook's own Temporal path (update of the alert group,
+   then signal of the incident) called in-process, without HTTP, to show what
+   the HTTP layer costs and what the update round trip costs.
+4. **latency**: alert → incident visible (its query shows the alert) for
    ``--latency-samples`` fresh alerts, one at a time.
 
 Both throughput phases also wait until every alert is counted in its incident
@@ -48,6 +51,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain import search_attributes as sa
 from domain.models import AlertEvent, Declaration, Severity
+from domain.routing import AlertSource, RoutingPolicy
+from starters.webhooks import TemporalGateway
+from starters.webhooks.alertmanager import AlertmanagerPayload
 from workers.binaries import find_binary
 from workflows.incident import IncidentInput, IncidentWorkflow
 
@@ -184,6 +190,36 @@ async def webhook_phase(
     return Phase("webhook", alerts, accepted, time.perf_counter() - started, latencies)
 
 
+async def sdk_update_phase(
+    client: Client, task_queue: str, *, alerts: int, keys: int, concurrency: int
+) -> Phase:
+    """The webhook's Temporal path (group update, then incident signal) without HTTP."""
+    run = uuid.uuid4().hex[:8]
+    gateway = TemporalGateway(client=client, task_queue=task_queue, timeout=60)
+    routing = RoutingPolicy()
+    received = datetime.now(UTC)
+    incidents: set[str] = set()
+
+    async def deliver(index: int) -> float:
+        body = AlertmanagerPayload.model_validate(_alertmanager_body(f"{run}-{index % keys}"))
+        [alert] = body.incoming(AlertSource.ALERTMANAGER, "fingerprint")
+        started = time.perf_counter()
+        result = await gateway.deliver(
+            alert.delivery(routing, received_at=received),
+            dedup_key=alert.dedup_key,
+            repeat_window=routing.repeat_window,
+        )
+        assert result.incident_id is not None
+        incidents.add(result.incident_id)
+        return time.perf_counter() - started
+
+    started = time.perf_counter()
+    latencies = await _bounded_gather(alerts, concurrency, deliver)
+    accepted = time.perf_counter() - started
+    await _wait_counted(client, incidents, alerts)
+    return Phase("SDK update", alerts, accepted, time.perf_counter() - started, latencies)
+
+
 async def raw_phase(
     client: Client, task_queue: str, *, alerts: int, keys: int, concurrency: int
 ) -> Phase:
@@ -292,19 +328,21 @@ async def main(options: argparse.Namespace) -> None:
                     }
                     webhook = await webhook_phase(http, client, **shape)
                     raw = await raw_phase(client, task_queue, **shape)
+                    sdk_update = await sdk_update_phase(client, task_queue, **shape)
                     visible = await visibility_latency(http, client, options.latency_samples)
         finally:
             await env.shutdown()
-    _report(options, webhook, raw, visible)
+    _report(options, [webhook, sdk_update, raw], visible)
 
 
-def _report(options: argparse.Namespace, webhook: Phase, raw: Phase, visible: list[float]) -> None:
+def _report(options: argparse.Namespace, phases: list[Phase], visible: list[float]) -> None:
+    webhook, sdk_update, raw = phases
     print(
         f"\n{options.alerts} alerts over {options.keys} keys, {options.concurrency} in flight, "
         f"{os.cpu_count()} CPUs, one dev server\n"
     )
     print(f"{'':10} {'accepted/s':>11} {'processed/s':>12}   time to 2xx / RPC return")
-    for phase in (webhook, raw):
+    for phase in phases:
         print(
             f"{phase.name:10} {phase.accepted_rate:11.1f} {phase.processed_rate:12.1f}   "
             f"{_ms(phase.latencies)}"
@@ -312,6 +350,10 @@ def _report(options: argparse.Namespace, webhook: Phase, raw: Phase, visible: li
     print(
         f"\nwebhook / raw SDK: accepted {webhook.accepted_rate / raw.accepted_rate:.0%}, "
         f"processed {webhook.processed_rate / raw.processed_rate:.0%}"
+    )
+    print(
+        f"same update path without HTTP / raw SDK: accepted "
+        f"{sdk_update.accepted_rate / raw.accepted_rate:.0%}"
     )
     print(f"alert → incident visible ({len(visible)} new incidents, one at a time): {_ms(visible)}")
 
