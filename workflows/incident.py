@@ -7,13 +7,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.notify import Notifier
     from activities.policy import PolicyActivities
-    from domain import search_attributes as sa
     from domain.durations import format_duration
     from domain.incident import IncidentState, IncidentView
     from domain.models import (
@@ -40,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         cap_text,
     )
     from domain.policy import Policy, SeverityPolicy
-    from workflows import clocks, transitions
+    from workflows import clocks, presentation, transitions
     from workflows.clocks import Clock, ClockKind
 
 NOTIFY_RETRY = RetryPolicy(
@@ -107,14 +106,21 @@ class IncidentWorkflow:
         workflow.upsert_memo({"title": self._s.title})
         delivery = asyncio.create_task(self._deliver_notifications())
         continue_as_new = await self._run_clocks()
-        await workflow.wait_condition(
-            lambda: not self._s.outbox and not self._delivering and workflow.all_handlers_finished()
-        )
+        await workflow.wait_condition(self._settled)
         delivery.cancel()
         if continue_as_new:
             workflow.continue_as_new(IncidentInput(declaration=input.declaration, carried=self._s))
         self._publish()
         return self.view()
+
+    def _settled(self) -> bool:
+        """Nothing in flight: no notification, no handler, no message to the alert group."""
+        return (
+            not self._s.outbox
+            and not self._delivering
+            and (self._group_told is None or self._group_told.done())
+            and workflow.all_handlers_finished()
+        )
 
     async def _run_clocks(self) -> bool:
         """Fire due deadlines and sleep until the next one; True means continue-as-new."""
@@ -458,51 +464,11 @@ class IncidentWorkflow:
     @workflow.query
     def view(self) -> IncidentView:
         """The incident as responders see it: facts, deadlines and timeline."""
-        facts = self.facts()
-        monitor_end = clocks.monitor_until(self._s, self._s.policy) if self._s.policy else None
-        return IncidentView(
-            **facts.model_dump(),
-            declared_by=self._s.declared_by,
-            source=self._s.source,
-            sla_breached=self._s.sla_breached,
-            dismissed_reason=self._s.dismissed_reason,
-            routing_rule=self._s.routing_rule,
-            monitor_until=monitor_end,
-            postmortem_recorded_at=self._s.postmortem_recorded_at,
-            pages_sent=self._s.marks.pages_sent,
-            closed=self._s.closed,
-            alerts=list(self._s.alerts.values()),
-            timeline=list(self._s.timeline),
-        )
+        return presentation.view_of(self._s)
 
     def facts(self) -> IncidentFacts:
         """The incident's facts with derived deadlines."""
-        s, policy = self._s, self._s.policy
-        sev = policy.for_severity(s.severity) if policy else None
-        return IncidentFacts(
-            id=s.id,
-            title=s.title,
-            severity=s.severity,
-            phase=s.phase,
-            service=s.service,
-            commander=s.commander,
-            impact=s.impact,
-            eta=s.eta,
-            description=s.description,
-            declared_at=s.declared_at,
-            detected_at=s.detected_at,
-            acknowledged_at=s.acknowledged_at,
-            resolved_at=s.resolved_at,
-            ack_deadline=clocks.ack_deadline(s, policy) if policy else None,
-            resolve_deadline=clocks.resolve_deadline(s, policy) if policy else None,
-            next_update_at=clocks.next_update_at(s, policy) if policy else None,
-            update_interval_seconds=sev.update_interval.total_seconds() if sev else None,
-            postmortem_due_at=clocks.postmortem_due_at(s, policy) if policy else None,
-            postmortem_url=s.postmortem_url,
-            related_incident=s.related_incident,
-            links=list(s.links),
-            status_page_url=policy.notifications.status_page_url if policy else "",
-        )
+        return presentation.facts_of(self._s)
 
     # ------------------------------------------------------------- helpers
 
@@ -629,48 +595,15 @@ class IncidentWorkflow:
 
     def _publish(self) -> None:
         """Keep search attributes and current details in step with the state."""
-        s = self._s
         updates: list[SearchAttributeUpdate[Any]] = []
-        pairs: tuple[tuple[SearchAttributeKey[Any], Any], ...] = (
-            (sa.PHASE, s.phase.value),
-            (sa.SEVERITY, s.severity.value),
-            (sa.SERVICE, s.service),
-            (sa.COMMANDER, s.commander or ""),
-            (sa.SLA_BREACHED, s.sla_breached),
-            (sa.DETECTED_AT, s.detected_at or s.declared_at),
-            (sa.ACKNOWLEDGED_AT, s.acknowledged_at),
-            (sa.RESOLVED_AT, s.resolved_at),
-        )
-        for key, value in pairs:
+        for key, value in presentation.search_attribute_values(self._s):
             if key.name in self._published and self._published[key.name] == value:
                 continue
             self._published[key.name] = value
             updates.append(key.value_unset() if value is None else key.value_set(value))
         if updates:
             workflow.upsert_search_attributes(updates)
-        workflow.set_current_details(self._details())
-
-    def _details(self) -> str:
-        facts = self.facts()
-        rows = [
-            f"**{facts.severity.value} · {facts.phase.value}** — {facts.title}",
-            f"**IC:** {facts.commander or 'unassigned'}",
-        ]
-        if facts.phase.is_open:
-            rows.append(
-                f"**Ack by:** {_hm(facts.ack_deadline)} · "
-                f"**Resolve by:** {_hm(facts.resolve_deadline)}"
-            )
-            rows.append(f"**Next update:** {_hm(facts.next_update_at)}")
-        if facts.postmortem_due_at and not self._s.closed:
-            rows.append(f"**Post-mortem due:** {_hm(facts.postmortem_due_at)}")
-        if self._s.sla_breached:
-            rows.append("**SLA breached**")
-        return "\n".join(rows)
-
-
-def _hm(value: datetime | None) -> str:
-    return "—" if value is None else f"{value:%Y-%m-%d %H:%M:%S} UTC"
+        workflow.set_current_details(presentation.details_of(self._s))
 
 
 def _event(
