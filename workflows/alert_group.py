@@ -8,6 +8,12 @@ and the key. Temporal runs one group per ID and the group decides under a lock,
 so concurrent and duplicate deliveries can never open a second incident while
 one is open. The group answers with the incident; the sender then signals the
 alert to that incident and only then reports success.
+
+The group also publishes its open incident in its memo (``open_incident``), which
+Temporal keeps in the workflow's mutable state: a sender that finds an incident
+there signals it directly, without a workflow task of the group. Only the group
+ever opens an incident, so this fast path cannot create duplicates; a sender
+that finds no incident there, or finds it completed, asks the group.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ with workflow.unsafe.imports_passed_through():
 
 _ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 _ID_ATTEMPTS = 5
+OPEN_INCIDENT_MEMO = "open_incident"
+"""Memo key holding the group's open incident ID (absent when none is open)."""
 
 
 def alert_group_id(source: str, key: str) -> str:
@@ -138,6 +146,8 @@ class AlertGroupWorkflow:
     @workflow.run
     async def run(self, input: GroupInput) -> GroupState:
         """Wait for alerts; forget the key after a quiet ``repeat_window``."""
+        if self._s.open_incident is not None:
+            self._publish_open_incident()
         while True:
             self._touched = False
             timeout = None
@@ -227,8 +237,12 @@ class AlertGroupWorkflow:
 
     # ------------------------------------------------------------- helpers
 
+    def _publish_open_incident(self) -> None:
+        workflow.upsert_memo({OPEN_INCIDENT_MEMO: self._s.open_incident})
+
     def _mark_closed(self, incident_id: str) -> None:
         self._s.open_incident = None
+        self._publish_open_incident()
         self._s.last_incident = incident_id
         self._s.last_closed_at = workflow.now()
         self._touch()
@@ -261,6 +275,7 @@ class AlertGroupWorkflow:
             except WorkflowAlreadyStartedError:
                 continue
             self._s.open_incident = incident_id
+            self._publish_open_incident()
             self._s.incidents_opened += 1
             self._opened_here.append(incident_id)
             return incident_id

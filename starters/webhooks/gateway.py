@@ -1,10 +1,12 @@
 """The hand-off to Temporal: each alert goes to its group, then to its incident.
 
-The group (:class:`~workflows.alert_group.AlertGroupWorkflow`) is asked with an
-update (update-with-start when it does not run yet) and names the incident,
-opening one if needed; the alert is then signalled to that incident. An answer
-is only given once both are durable in Temporal, so a 2xx means the alert is
-recorded. Any failure to reach Temporal becomes :class:`Unavailable`, answered
+When the group (:class:`~workflows.alert_group.AlertGroupWorkflow`) publishes an
+open incident in its memo, the alert is signalled to it directly (the common
+case of an alert storm). Otherwise, or when that incident turns out completed,
+the group is asked with an update (update-with-start when it does not run yet);
+it names the incident, opening one if needed, and the alert is signalled to
+it. An answer is only given once the signal is durable in Temporal, so a 2xx
+means the alert is recorded. Any failure to reach Temporal becomes :class:`Unavailable`, answered
 with 503 so the sender retries.
 """
 
@@ -16,11 +18,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
@@ -32,6 +35,7 @@ from domain.connection import connect
 from domain.incident import IncidentView
 from domain.models import AcknowledgeInput, cap_text
 from workflows.alert_group import (
+    OPEN_INCIDENT_MEMO,
     AlertDelivery,
     AlertGroupWorkflow,
     DeliveryResult,
@@ -186,53 +190,89 @@ class TemporalGateway:
         )
         group_id = alert_group_id(group.source, dedup_key)
         client = await self.client()
-        async with self._limiter.hold(group_id):
-            return await self._bounded(
-                self._deliver(client, group_id, group, delivery),
-                f"alert {delivery.alert.key[:80]!r}",
-            )
+        return await self._bounded(
+            self._deliver(client, group_id, group, delivery),
+            f"alert {delivery.alert.key[:80]!r}",
+        )
 
     async def _deliver(
         self, client: Client, group_id: str, group: GroupInput, delivery: AlertDelivery
     ) -> DeliveryResult:
+        running, current = await self._published(client, group_id)
+        if current is not None:
+            action: Literal["joined", "recovered"] = (
+                "joined" if delivery.status == "firing" else "recovered"
+            )
+            if await self._signal(client, current, delivery):
+                return DeliveryResult(incident_id=current, action=action)
+            delivery = delivery.model_copy(update={"stale_incident": current})
         for _ in range(STALE_RETRIES):
-            result = await self._ask_group(client, group_id, group, delivery)
+            async with self._limiter.hold(group_id):
+                result = await self._ask_group(client, group_id, group, delivery, running=running)
+            running = True
             if result.action == "ignored" or result.incident_id is None:
                 return result
-            incident: WorkflowHandle[IncidentWorkflow, IncidentView] = (
-                client.get_workflow_handle_for(IncidentWorkflow.run, result.incident_id)
-            )
-            signal = (
-                IncidentWorkflow.alert_fired
-                if delivery.status == "firing"
-                else IncidentWorkflow.alert_resolved
-            )
-            try:
-                await incident.signal(signal, delivery.alert, rpc_timeout=self._rpc_timeout)
+            if await self._signal(client, result.incident_id, delivery):
                 return result
-            except RPCError as error:
-                if error.status is not RPCStatusCode.NOT_FOUND:
-                    raise
-            # The incident completed before telling its group: the group forgets it.
             if delivery.status == "resolved":
                 return DeliveryResult(incident_id=result.incident_id, action="ignored")
             delivery = delivery.model_copy(update={"stale_incident": result.incident_id})
         raise RuntimeError(f"alert group {group_id} kept naming completed incidents")
 
-    async def _ask_group(
-        self, client: Client, group_id: str, group: GroupInput, delivery: AlertDelivery
-    ) -> DeliveryResult:
-        """A plain update on the running group; update-with-start when there is none."""
-        handle: WorkflowHandle[AlertGroupWorkflow, GroupState] = client.get_workflow_handle_for(
-            AlertGroupWorkflow.run, group_id
-        )
+    async def _published(self, client: Client, group_id: str) -> tuple[bool, str | None]:
+        """Whether the group runs, and the open incident it publishes in its memo."""
         try:
-            return await handle.execute_update(
-                AlertGroupWorkflow.deliver, delivery, rpc_timeout=self._rpc_timeout
+            description = await client.get_workflow_handle(group_id).describe(
+                rpc_timeout=self._rpc_timeout
             )
         except RPCError as error:
             if error.status is not RPCStatusCode.NOT_FOUND:
                 raise
+            return False, None
+        if description.status is not WorkflowExecutionStatus.RUNNING:
+            return False, None
+        incident: str | None = await description.memo_value(OPEN_INCIDENT_MEMO, None, type_hint=str)
+        return True, incident
+
+    async def _signal(self, client: Client, incident_id: str, delivery: AlertDelivery) -> bool:
+        """Signal the alert to its incident; False when that incident has completed."""
+        incident: WorkflowHandle[IncidentWorkflow, IncidentView] = client.get_workflow_handle_for(
+            IncidentWorkflow.run, incident_id
+        )
+        signal = (
+            IncidentWorkflow.alert_fired
+            if delivery.status == "firing"
+            else IncidentWorkflow.alert_resolved
+        )
+        try:
+            await incident.signal(signal, delivery.alert, rpc_timeout=self._rpc_timeout)
+        except RPCError as error:
+            if error.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            return False
+        return True
+
+    async def _ask_group(
+        self,
+        client: Client,
+        group_id: str,
+        group: GroupInput,
+        delivery: AlertDelivery,
+        *,
+        running: bool,
+    ) -> DeliveryResult:
+        """A plain update on the running group; update-with-start when there is none."""
+        if running:
+            handle: WorkflowHandle[AlertGroupWorkflow, GroupState] = client.get_workflow_handle_for(
+                AlertGroupWorkflow.run, group_id
+            )
+            try:
+                return await handle.execute_update(
+                    AlertGroupWorkflow.deliver, delivery, rpc_timeout=self._rpc_timeout
+                )
+            except RPCError as error:
+                if error.status is not RPCStatusCode.NOT_FOUND:
+                    raise
         if delivery.status == "resolved":
             return DeliveryResult(incident_id=None, action="ignored")
         start = WithStartWorkflowOperation(
