@@ -87,6 +87,13 @@ async def test_repeated_notifications_join_the_open_incident(webhook_harness):
         assert view.alerts[0].count == 2
         assert view.severity is Severity.P2  # default route: no rules
         assert view.routing_rule == "default"
+        group = hooks.client.get_workflow_handle_for(
+            AlertGroupWorkflow.run, alert_group_id("alertmanager", first["alert"])
+        )
+        described = await group.describe()
+        assert await described.memo_value("open_incident") == first["incident_id"]
+        # The repeat went straight to the incident named in the group's memo.
+        assert (await group.query(AlertGroupWorkflow.view)).alerts_received == 1
 
 
 async def test_concurrent_deliveries_open_exactly_one_incident(webhook_harness):

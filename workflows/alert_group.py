@@ -65,7 +65,7 @@ class GroupState(_Model):
     incidents_opened: int = 0
     """How many incidents this group opened."""
     alerts_received: int = 0
-    """How many deliveries this group handled."""
+    """How many deliveries the group itself decided on."""
 
 
 class GroupInput(_Model):
@@ -114,11 +114,18 @@ class GroupView(_Model):
     """Query result: the group's incidents."""
 
     source: str
+    """Where the group's alerts come from."""
     key: str
+    """The deduplication key (capped for display)."""
     open_incident: str | None = None
+    """The incident alerts of this key currently join."""
     last_incident: str | None = None
+    """The latest incident of this key that closed."""
     incidents_opened: int = 0
+    """Incidents this group opened (across continue-as-new)."""
     alerts_received: int = 0
+    """Alerts the group itself decided on (alerts joining through the memo fast
+    path go straight to the incident, which counts every alert)."""
     incidents: list[str] = Field(default_factory=list)
     """Incidents opened by this run of the group."""
 
