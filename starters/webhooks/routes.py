@@ -69,7 +69,7 @@ PAYLOAD_MODELS: dict[AlertSource, type[BaseModel]] = {
 
 def payload_schemas() -> dict[str, Any]:
     """JSON schemas of the request bodies, for the OpenAPI ``components``."""
-    models = {model for model in PAYLOAD_MODELS.values()}
+    models = list(dict.fromkeys(PAYLOAD_MODELS.values()))
     _, schema = models_json_schema(
         [(model, "validation") for model in models], ref_template="#/components/schemas/{model}"
     )
@@ -122,9 +122,9 @@ class WebhookService:
                     repeat_window=self.routing.repeat_window,
                 )
             log.info(
-                "%s alert %.80s → %s (%s)",
+                "%s alert %r → %s (%s)",
                 alert.source.value,
-                alert.alert_key,
+                alert.alert_key[:80],
                 result.incident_id,
                 result.action,
             )
@@ -227,7 +227,9 @@ async def _acknowledge(service: WebhookService, event: PagerDutyEvent) -> Incide
         )
     except Unavailable as error:
         raise unavailable(error) from None
-    log.info("pagerduty acknowledge %.80s → %s (%s)", event.dedup_key, ack.incident_id, ack.message)
+    log.info(
+        "pagerduty acknowledge %r → %s (%s)", event.dedup_key[:80], ack.incident_id, ack.message
+    )
     return IncidentOutcome(
         alert=event.dedup_key,
         incident_id=ack.incident_id,
