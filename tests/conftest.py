@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import hypothesis  # noqa: F401 - see below
 import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import IndexedValueType
@@ -23,6 +24,10 @@ from domain import search_attributes as sa
 from domain.policy import Policy
 from workers.binaries import find_binary
 from workers.wiring import build_worker, console_templates
+
+# hypothesis is imported up front: its pytest plugin otherwise imports it at the
+# very end of a run, and CPython 3.11.7 can then fail to parse it with
+# "SystemError: AST constructor recursion depth mismatch" (CPython gh-106905).
 
 
 async def register_search_attributes(client: Client) -> None:

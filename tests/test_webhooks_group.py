@@ -1,8 +1,9 @@
 """The alert group's life: forgetting idle keys, completed incidents, continue-as-new, replay.
 
-The committed histories in ``tests/fixtures/webhooks/histories`` are recorded
-on purpose with ``python -m tests.test_webhooks_group`` when the group's logic
-changes deliberately (old ones stay: running groups still have them).
+The alert-group histories in ``tests/histories`` (replayed by
+``tests/test_replay.py``) are recorded on purpose with
+``python -m tests.test_webhooks_group`` when the group's logic changes
+deliberately (old ones stay: running groups still have them).
 """
 
 from __future__ import annotations
@@ -15,16 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowExecutionStatus,
-    WorkflowHistory,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
 
 from domain.models import (
     AcknowledgeInput,
@@ -38,7 +36,6 @@ from domain.settings import Settings
 from starters.http_app import create_app
 from starters.webhooks import WebhookSettings
 from tests.conftest import new_worker, webhook_fixture
-from workers.wiring import WORKFLOWS
 from workflows.alert_group import (
     AlertDelivery,
     AlertGroupWorkflow,
@@ -47,7 +44,7 @@ from workflows.alert_group import (
 )
 from workflows.incident import IncidentWorkflow
 
-HISTORIES = Path(__file__).parent / "fixtures" / "webhooks" / "histories"
+HISTORIES = Path(__file__).parent / "histories"
 
 
 class Hooks:
@@ -164,21 +161,6 @@ async def test_group_continues_as_new_and_keeps_its_incident(dev_env):
         assert len(runs) > 1, "expected at least one continue-as-new"
         view = await handle.query(AlertGroupWorkflow.view)
         assert (view.open_incident, view.alerts_received) == (results[0].incident_id, 25)
-
-
-HISTORY_FILES = sorted(HISTORIES.glob("*.json"))
-
-
-@pytest.mark.parametrize("path", HISTORY_FILES, ids=[path.stem for path in HISTORY_FILES])
-async def test_committed_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
-    assert result.replay_failure is None
-
-
-def test_histories_are_committed() -> None:
-    assert {path.stem for path in HISTORY_FILES} >= {"alert_group", "incident_from_alert"}
 
 
 async def _record() -> None:
