@@ -6,44 +6,17 @@ import secrets
 from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from domain import search_attributes as sa
+from domain import launch
 from domain.incident import IncidentView
-from domain.models import Declaration, cap_text
+from domain.models import Declaration
 from workflows.incident import IncidentInput, IncidentWorkflow
-
-_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
 def new_incident_id(now: datetime | None = None) -> str:
     """A human-friendly unique ID such as ``INC-20261126-7QK3``."""
-    day = (now or datetime.now(UTC)).strftime("%Y%m%d")
-    suffix = "".join(secrets.choice(_ALPHABET) for _ in range(4))
-    return f"INC-{day}-{suffix}"
-
-
-def static_summary(declaration: Declaration) -> str:
-    """The one-line summary shown for the workflow in the Temporal UI."""
-    return f"{declaration.severity.value} · {declaration.title}"[:200]
-
-
-def initial_search_attributes(declaration: Declaration) -> TypedSearchAttributes:
-    """Search attributes set at start, so listings see the incident at once."""
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(sa.PHASE, "Detect"),
-            SearchAttributePair(sa.SEVERITY, declaration.severity.value),
-            SearchAttributePair(sa.SERVICE, declaration.service),
-            SearchAttributePair(sa.COMMANDER, declaration.commander or ""),
-            SearchAttributePair(sa.SLA_BREACHED, False),
-        ]
-    )
+    return launch.incident_id(now or datetime.now(UTC), secrets.choice)
 
 
 async def start_incident(
@@ -61,7 +34,7 @@ async def start_incident(
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        search_attributes=initial_search_attributes(declaration),
-        memo={"title": cap_text(declaration.title, 300)},
-        static_summary=static_summary(declaration),
+        search_attributes=launch.initial_search_attributes(declaration),
+        memo=launch.memo(declaration),
+        static_summary=launch.static_summary(declaration),
     )

@@ -29,6 +29,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 with workflow.unsafe.imports_passed_through():
     from pydantic import Field
 
+    from domain import launch
     from domain.models import (
         INCIDENT_CLOSED_SIGNAL,
         AlertEvent,
@@ -36,10 +37,8 @@ with workflow.unsafe.imports_passed_through():
         IncidentClosed,
         _Model,
     )
-    from starters.incidents import initial_search_attributes, static_summary
     from workflows.incident import IncidentInput, IncidentWorkflow
 
-_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 _ID_ATTEMPTS = 5
 OPEN_INCIDENT_MEMO = "open_incident"
 """Memo key holding the group's open incident ID (absent when none is open)."""
@@ -275,9 +274,9 @@ class AlertGroupWorkflow:
                     IncidentInput(declaration=declaration),
                     id=incident_id,
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                    search_attributes=initial_search_attributes(declaration),
-                    memo={"title": declaration.title},
-                    static_summary=static_summary(declaration),
+                    search_attributes=launch.initial_search_attributes(declaration),
+                    memo=launch.memo(declaration),
+                    static_summary=launch.static_summary(declaration),
                 )
             except WorkflowAlreadyStartedError:
                 continue
@@ -296,6 +295,4 @@ class AlertGroupWorkflow:
 
     def _new_incident_id(self) -> str:
         """Same shape as :func:`starters.incidents.new_incident_id`, from workflow randomness."""
-        rng = workflow.random()
-        suffix = "".join(rng.choice(_ALPHABET) for _ in range(4))
-        return f"INC-{workflow.now():%Y%m%d}-{suffix}"
+        return launch.incident_id(workflow.now(), workflow.random().choice)

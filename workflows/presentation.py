@@ -3,7 +3,6 @@ Temporal UI's current details and search attributes. Pure functions of the state
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -12,14 +11,8 @@ from temporalio.common import SearchAttributeKey
 from domain import search_attributes as sa
 from domain.incident import IncidentState, IncidentView
 from domain.models import IncidentFacts
+from domain.text import escape_markdown
 from workflows import clocks
-
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~])")
-
-
-def escape_markdown(text: str) -> str:
-    """Untrusted text made inert for the Temporal UI's markdown (no links, no markup)."""
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", " ".join(text.split()))
 
 
 def facts_of(state: IncidentState) -> IncidentFacts:

@@ -34,6 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from domain.connection import connect
 from domain.incident import IncidentView
 from domain.models import AcknowledgeInput, cap_text
+from domain.text import escape_markdown
 from workflows.alert_group import (
     OPEN_INCIDENT_MEMO,
     AlertDelivery,
@@ -283,7 +284,7 @@ class TemporalGateway:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             static_summary=cap_text(
-                f"alert group · {group.source} · {delivery.alert.summary}", 200
+                f"alert group · {group.source} · {escape_markdown(delivery.alert.summary)}", 200
             ),
             memo={"source": group.source, "key": group.key},
         )

@@ -1,0 +1,54 @@
+"""What a new incident workflow starts with: its ID, UI summary, memo and search attributes.
+
+Shared by the starters (CLI, webhooks) and the alert-group workflow, so an
+incident looks the same in the Temporal UI however it was opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from domain import search_attributes as sa
+from domain.models import Declaration, Phase, cap_text
+from domain.text import escape_markdown
+
+ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+"""Characters of an incident ID's suffix (no 0/O, 1/I)."""
+
+
+def incident_id(day: datetime, choice: Callable[[Sequence[str]], str]) -> str:
+    """A human-friendly ID such as ``INC-20261126-7QK3``.
+
+    Args:
+        day: the declaration date.
+        choice: picks one character; ``secrets.choice`` in starters,
+            ``workflow.random().choice`` in workflows.
+    """
+    suffix = "".join(choice(ID_ALPHABET) for _ in range(4))
+    return f"INC-{day:%Y%m%d}-{suffix}"
+
+
+def static_summary(declaration: Declaration) -> str:
+    """The one-line summary shown for the workflow in the Temporal UI."""
+    return cap_text(f"{declaration.severity.value} · {escape_markdown(declaration.title)}", 200)
+
+
+def memo(declaration: Declaration) -> dict[str, str]:
+    """The memo listings read the title from."""
+    return {"title": cap_text(declaration.title, 300)}
+
+
+def initial_search_attributes(declaration: Declaration) -> TypedSearchAttributes:
+    """Search attributes set at start, so listings see the incident at once."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.PHASE, Phase.DETECT.value),
+            SearchAttributePair(sa.SEVERITY, declaration.severity.value),
+            SearchAttributePair(sa.SERVICE, declaration.service),
+            SearchAttributePair(sa.COMMANDER, declaration.commander or ""),
+            SearchAttributePair(sa.SLA_BREACHED, False),
+        ]
+    )
