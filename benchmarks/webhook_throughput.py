@@ -47,16 +47,13 @@ from typing import Any
 import httpx
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from domain import search_attributes as sa
 from domain.incident import IncidentView
 from domain.models import AlertEvent, Declaration, Severity
 from domain.routing import AlertSource, RoutingPolicy
 from starters.webhooks import TemporalGateway
 from starters.webhooks.alertmanager import AlertmanagerPayload
-from workers.binaries import find_binary
+from workers.devserver import local_environment
 from workflows.incident import IncidentInput, IncidentWorkflow
 
 TOKEN = "benchmark-token"
@@ -339,13 +336,7 @@ async def _wait_ready(http: httpx.AsyncClient) -> None:
 
 async def main(options: argparse.Namespace) -> None:
     """Start everything, measure, print, stop."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=list(sa.ALL),
-        ui=False,
-        dev_server_log_level="error",
-    )
+    env = await local_environment()
     client = env.client
     task_queue = f"bench-{uuid.uuid4().hex[:8]}"
     http_port = _free_port()

@@ -23,6 +23,7 @@ from activities.outbox import OutboxChannel
 from domain import search_attributes as sa
 from domain.policy import Policy
 from workers.binaries import find_binary
+from workers.devserver import local_environment
 from workers.wiring import build_worker, console_templates
 
 # hypothesis is imported up front: its pytest plugin otherwise imports it at the
@@ -64,13 +65,7 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal dev server (visibility and list queries work here)."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=list(sa.ALL),
-        ui=False,
-        dev_server_log_level="error",
-    )
+    env = await local_environment()
     try:
         yield env
     finally:

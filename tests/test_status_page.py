@@ -15,16 +15,14 @@ import pytest_asyncio
 import uvicorn
 from jinja2.exceptions import UndefinedError
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from domain import search_attributes as sa
 from domain.comms import StatusPagePolicy
 from domain.models import AcknowledgeInput, PhaseInput, Severity
 from domain.policy import Policy
 from starters.status_page import status_page_router
 from tests.helpers import Handle, declare
-from workers.binaries import find_binary
+from workers.devserver import local_environment
 from workers.wiring import build_worker
 from workflows.incident import IncidentWorkflow
 
@@ -59,13 +57,7 @@ async def serve(app: fastapi.FastAPI) -> tuple[uvicorn.Server, asyncio.Task[None
 async def own_dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """A dev server of this module's own: the page lists every incident on the server,
     and the shared one holds other tests' incidents."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=list(sa.ALL),
-        ui=False,
-        dev_server_log_level="error",
-    )
+    env = await local_environment()
     try:
         yield env
     finally:

@@ -22,7 +22,6 @@ from temporalio.client import (
     WorkflowExecutionStatus,
 )
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from domain.models import (
     AcknowledgeInput,
@@ -165,18 +164,9 @@ async def test_group_continues_as_new_and_keeps_its_incident(dev_env):
 
 async def _record() -> None:
     """Open, join, recover, resolve and repeat through the app; save both histories."""
-    from temporalio.testing import WorkflowEnvironment
+    from workers.devserver import local_environment
 
-    from domain import search_attributes as sa
-    from workers.binaries import find_binary
-
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=list(sa.ALL),
-        ui=False,
-        dev_server_log_level="error",
-    )
+    env = await local_environment()
     try:
         async with _hooks(env.client, Policy()) as hooks:
             fingerprint = "5f8d2a9c1b3e4d60"

