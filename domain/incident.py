@@ -43,38 +43,65 @@ class IncidentState(_Model):
     """Everything the incident workflow remembers."""
 
     id: str
+    """Incident ID, which is also the workflow ID."""
     title: str
+    """Short description of what is broken (untrusted; escape when rendering)."""
     severity: Severity
+    """Current severity."""
     phase: Phase = Phase.DETECT
+    """Current phase."""
     service: str = ""
+    """Affected service."""
     commander: str | None = None
+    """Incident commander, once assigned."""
     impact: str = ""
+    """Customer impact as last reported."""
     eta: str | None = None
+    """Expected resolution as last reported (free text)."""
     description: str = ""
+    """Longer context (alert annotations, notes at declaration)."""
     declared_by: str = "unknown"
+    """Responder or alert source that declared the incident."""
     source: str = "cli"
+    """How it was declared: cli, alertmanager, grafana, pagerduty, generic."""
     declared_at: datetime
+    """Workflow time of the declaration; SLA deadlines count from here."""
     detected_at: datetime | None = None
+    """When monitoring saw the problem start (for MTTD)."""
     acknowledged_at: datetime | None = None
+    """When the incident commander acknowledged."""
     resolved_at: datetime | None = None
+    """When the incident was resolved or dismissed."""
     dismissed_reason: str | None = None
+    """Why it was dismissed as a false alarm."""
     sla_breached: bool = False
+    """Whether the resolve SLA was missed (``IncidentSlaBreached``)."""
     related_incident: str | None = None
+    """An earlier incident this one repeats."""
     routing_rule: str | None = None
+    """Routing rule that chose severity and service for an alert."""
     targets: list[str] = Field(default_factory=list)
+    """Extra announcement targets chosen by routing."""
     links: list[str] = Field(default_factory=list)
+    """Dashboards, runbooks, generator URLs."""
     postmortem_url: str | None = None
+    """Where the recorded post-mortem lives."""
     postmortem_recorded_at: datetime | None = None
+    """When the post-mortem was recorded."""
     closed: bool = False
     """True once nothing is left to do; the workflow then completes."""
     alerts: dict[str, AlertState] = Field(default_factory=dict)
+    """Alerts joined to the incident, by deduplication key."""
     timeline: list[TimelineEvent] = Field(default_factory=list)
+    """Every event, in order."""
     marks: ClockMarks
+    """Which timers already fired."""
     refs: dict[str, str] = Field(default_factory=dict)
     """Delivery references returned by the notify activity (channel ids, message ts...)."""
     outbox: list[Notification] = Field(default_factory=list)
     """Notifications queued but not yet delivered."""
     notification_seq: int = 0
+    """Sequence of the last queued notification (keys are ``<id>/<seq>``)."""
     policy: Policy | None = None
     """The worker's policy, loaded once when the incident was declared."""
 
@@ -105,13 +132,24 @@ class IncidentView(IncidentFacts):
     """What ``incident show`` and the query return: the facts plus history."""
 
     declared_by: str = "unknown"
+    """Responder or alert source that declared the incident."""
     source: str = "cli"
+    """How it was declared: cli, alertmanager, grafana, pagerduty, generic."""
     sla_breached: bool = False
+    """Whether the resolve SLA was missed."""
     dismissed_reason: str | None = None
+    """Why it was dismissed as a false alarm."""
     routing_rule: str | None = None
+    """Routing rule that chose severity and service for an alert."""
     monitor_until: datetime | None = None
+    """End of the Monitor stability window, while in Monitor."""
     postmortem_recorded_at: datetime | None = None
+    """When the post-mortem was recorded."""
     pages_sent: int = 0
+    """Escalation pages sent so far."""
     closed: bool = False
+    """Whether nothing is left to do (the workflow has completed or is completing)."""
     alerts: list[AlertState] = Field(default_factory=list)
+    """Alerts joined to the incident."""
     timeline: list[TimelineEvent] = Field(default_factory=list)
+    """Every event, in order."""

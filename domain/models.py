@@ -269,27 +269,49 @@ class IncidentFacts(_Model):
     """Snapshot of an incident used to render notifications and listings."""
 
     id: str
+    """Incident ID, which is also the workflow ID."""
     title: str
+    """Short description of what is broken (untrusted; escape when rendering)."""
     severity: Severity
+    """Current severity."""
     phase: Phase
+    """Current phase."""
     service: str = ""
+    """Affected service."""
     commander: str | None = None
+    """Incident commander, once assigned."""
     impact: str = ""
+    """Customer impact as last reported."""
     eta: str | None = None
+    """Expected resolution as last reported (free text)."""
     description: str = ""
+    """Longer context (alert annotations, notes at declaration)."""
     declared_at: datetime
+    """Workflow time of the declaration; SLA deadlines count from here."""
     detected_at: datetime | None = None
+    """When monitoring saw the problem start (for MTTD)."""
     acknowledged_at: datetime | None = None
+    """When the incident commander acknowledged."""
     resolved_at: datetime | None = None
+    """When the incident was resolved or dismissed."""
     ack_deadline: datetime | None = None
+    """Acknowledge SLA deadline for the current severity."""
     resolve_deadline: datetime | None = None
+    """Resolve SLA deadline for the current severity."""
     next_update_at: datetime | None = None
+    """When the next stakeholder update is due (open incidents)."""
     update_interval_seconds: float | None = None
+    """Stakeholder update cadence for the current severity."""
     postmortem_due_at: datetime | None = None
+    """Post-mortem deadline, once resolved and if one is owed."""
     postmortem_url: str | None = None
+    """Where the recorded post-mortem lives."""
     related_incident: str | None = None
+    """An earlier incident this one repeats."""
     links: list[str] = Field(default_factory=list)
+    """Dashboards, runbooks, generator URLs."""
     status_page_url: str = ""
+    """Public status page shown in announcements."""
 
     @property
     def status(self) -> str:
