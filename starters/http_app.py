@@ -19,7 +19,8 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from domain.comms import SlackSettings
-from domain.policy import Policy, PolicyError, load_policy
+from domain.connection import exit_process
+from domain.policy import Policy, load_policy
 from domain.settings import Settings
 from starters.slack_commands import slack_command_router
 from starters.status_page import status_page_router
@@ -158,10 +159,11 @@ def main() -> None:
     settings = Settings()
     try:
         app = create_app(settings=settings)
-    except PolicyError as error:
+    except ValueError as error:  # policy, templates, webhook or Slack settings
         print(f"incident-http: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_process(2)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="info")
+    exit_process(0)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 
-from activities.templates import TemplateConfigError
+from activities.channels import Channel
 from domain.connection import (
     TemporalUnavailable,
     connect,
@@ -14,17 +14,20 @@ from domain.connection import (
     exit_process,
     target_of,
 )
-from domain.policy import PolicyError, load_policy
+from domain.policy import Policy
 from domain.settings import Settings
-from workers.wiring import build_worker, default_channels
+from workers.wiring import ConfigurationError, build_worker, prepare
 
 log = logging.getLogger("incidents.worker")
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def run_worker(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    prepared: tuple[Policy, list[Channel]] | None = None,
+) -> None:
     """Load policy and templates (failing fast), connect, and run until ``stop`` is set."""
-    policy = load_policy(settings.policy)
-    channels = default_channels(settings, policy)
+    policy, channels = prepared or prepare(settings)
     client = await connect()
     worker = build_worker(client, task_queue=settings.task_queue, policy=policy, channels=channels)
     log.info(
@@ -43,7 +46,7 @@ def main() -> None:
     code = 0
     try:
         asyncio.run(run_worker(Settings()))
-    except (PolicyError, TemplateConfigError, TemporalUnavailable) as error:
+    except (ConfigurationError, TemporalUnavailable) as error:
         print(f"incident-worker: {error}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:

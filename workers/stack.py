@@ -17,7 +17,6 @@ from collections.abc import Generator
 
 import uvicorn
 
-from activities.templates import TemplateConfigError
 from domain.connection import (
     TemporalUnavailable,
     connect,
@@ -25,7 +24,6 @@ from domain.connection import (
     exit_process,
     target_of,
 )
-from domain.policy import PolicyError, load_policy
 from domain.settings import Settings
 from workers.devserver import (
     DevServerConfig,
@@ -34,6 +32,7 @@ from workers.devserver import (
     stop_process,
 )
 from workers.main import run_worker
+from workers.wiring import ConfigurationError, prepare
 
 log = logging.getLogger("incidents.stack")
 
@@ -73,7 +72,7 @@ def _banner(settings: Settings, server: DevServerConfig | None) -> str:
 
 async def run_stack(settings: Settings) -> None:
     """Bring the stack up and keep it running until SIGINT/SIGTERM."""
-    load_policy(settings.policy)  # fail fast, before starting anything
+    prepared = prepare(settings)  # fail fast, before starting anything
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -103,13 +102,13 @@ async def run_stack(settings: Settings) -> None:
 
         http = _EmbeddedServer(
             uvicorn.Config(
-                create_app(settings=settings, client=client),
+                create_app(settings=settings, client=client, policy=prepared[0]),
                 host=settings.http_host,
                 port=settings.http_port,
                 log_level="warning",
             )
         )
-        worker = asyncio.create_task(run_worker(settings, stop))
+        worker = asyncio.create_task(run_worker(settings, stop, prepared))
         web = asyncio.create_task(http.serve())
         while not http.started and not web.done():
             await asyncio.sleep(0.05)
@@ -132,7 +131,7 @@ def main() -> None:
     code = 0
     try:
         asyncio.run(run_stack(Settings()))
-    except (PolicyError, TemplateConfigError, TemporalUnavailable, RuntimeError) as error:
+    except (ConfigurationError, TemporalUnavailable, RuntimeError) as error:
         print(f"incident-stack: {error}", file=sys.stderr)
         code = 2
     exit_process(code)

@@ -65,6 +65,23 @@ def default_channels(settings: Settings, policy: Policy | None = None) -> list[C
     return channels
 
 
+class ConfigurationError(ValueError):
+    """The policy, a template or a channel's settings is unusable; the message says which."""
+
+
+def prepare(settings: Settings) -> tuple[Policy, list[Channel]]:
+    """Load the policy and build the channels, checking every template.
+
+    Raises:
+        ConfigurationError: for anything a user must fix before the worker can start.
+    """
+    try:
+        policy = load_policy(settings.policy)
+        return policy, default_channels(settings, policy)
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
+
+
 def build_worker(
     client: Client,
     *,
