@@ -1,7 +1,9 @@
 """Records the workflow histories replayed by ``tests/test_replay.py``.
 
-Run on purpose, when a deliberate change to workflow logic ships (the old
-histories stay: running incidents still have them):
+Run on purpose, when a deliberate change to workflow logic ships. It rewrites
+the current files: first copy them to a versioned name (``*_v1.json`` hold the
+histories from before the ``fire-clocks-one-at-a-time`` patch), since running
+incidents still have the old histories:
 
     .venv/bin/python -m tests.record_histories
 """

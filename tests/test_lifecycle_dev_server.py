@@ -26,6 +26,7 @@ from domain.models import (
 from domain.policy import policy_from_mapping
 from tests.conftest import Outbox, new_worker
 from tests.helpers import declare, view
+from workers.wiring import build_worker
 from workflows.incident import IncidentWorkflow
 
 FAST = policy_from_mapping(
@@ -138,3 +139,31 @@ async def test_list_filters_by_phase_and_severity(dev_env: WorkflowEnvironment) 
         assert (await view(p0)).next_update_at is not None
         for handle in (p0, p2):
             await handle.terminate(reason="test done")
+
+
+async def test_clocks_due_together_fire_in_order_and_disarm_each_other(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """The worker is down while both the Monitor window and the resolve SLA pass:
+    the auto-resolve comes first, so the SLA was met and no breach is reported."""
+    policy = policy_from_mapping(
+        {"severities": {"P1": {"resolve_sla": "3s", "monitor_window": "1s"}}}
+    )
+    client = dev_env.client
+    async with new_worker(client, policy=policy) as worker:
+        handle = await declare(client, worker, severity=Severity.P1)
+        await handle.execute_update(IncidentWorkflow.acknowledge, AcknowledgeInput(responder="bob"))
+        for phase in ("fix", "monitor"):
+            await handle.execute_update(
+                IncidentWorkflow.set_phase, PhaseInput(responder="bob", phase=phase)
+            )
+        task_queue = worker.task_queue
+    await asyncio.sleep(4)  # both deadlines pass while no worker runs
+    async with build_worker(client, task_queue=task_queue, policy=policy, channels=[]):
+        await listed(client, f"WorkflowId = '{handle.id}' AND IncidentPhase = 'Resolve'")
+        incident = await view(handle)
+
+    kinds = [event.kind for event in incident.timeline]
+    assert EventKind.RESOLVED in kinds
+    assert EventKind.RESOLVE_SLA_BREACHED not in kinds
+    assert not incident.sla_breached

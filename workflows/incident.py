@@ -48,6 +48,8 @@ NOTIFY_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=1),
 )
 SYSTEM = "system"
+FIRE_CLOCKS_ONE_AT_A_TIME = "fire-clocks-one-at-a-time"
+"""Patch: due clocks are re-derived after each one fires (histories before it fire a batch)."""
 
 
 class IncidentInput(_Model):
@@ -125,9 +127,7 @@ class IncidentWorkflow:
     async def _run_clocks(self) -> bool:
         """Fire due deadlines and sleep until the next one; True means continue-as-new."""
         while True:
-            for clock in clocks.armed_clocks(self._s, self.policy):
-                if clock.when <= workflow.now():
-                    self._fire(clock)
+            self._fire_due_clocks()
             self._publish()
             if self._s.closed:
                 return False
@@ -163,6 +163,20 @@ class IncidentWorkflow:
         return self.policy.for_severity(self._s.severity)
 
     # -------------------------------------------------------------- clocks
+
+    def _fire_due_clocks(self) -> None:
+        if not workflow.patched(FIRE_CLOCKS_ONE_AT_A_TIME):
+            for clock in clocks.armed_clocks(self._s, self.policy):
+                if clock.when <= workflow.now():
+                    self._fire(clock)
+            return
+        # Re-derive after each firing: one clock can disarm another that was due at the
+        # same wake-up (a Monitor auto-resolve ends the resolve SLA, for instance).
+        while True:
+            armed = clocks.armed_clocks(self._s, self.policy)
+            if not armed or armed[0].when > workflow.now():
+                return
+            self._fire(armed[0])
 
     def _fire(self, clock: Clock) -> None:
         handlers = {
@@ -212,7 +226,7 @@ class IncidentWorkflow:
         self._notify(NotificationKind.NUDGE, targets=[commander])
 
     def _stakeholder_update(self) -> None:
-        interval = self.policy.for_severity(self._s.severity).update_interval
+        interval = self._severity_policy.update_interval
         due = clocks.next_update_at(self._s, self.policy)
         assert due is not None
         # Keep the cadence anchored to the schedule, unless the worker was down for
