@@ -22,6 +22,7 @@ from activities.channels import Channel
 from activities.outbox import OutboxChannel
 from domain import search_attributes as sa
 from domain.policy import Policy
+from tests.fakes.slack import FakeSlack
 from workers.binaries import find_binary
 from workers.devserver import local_environment
 from workers.wiring import build_worker, console_templates
@@ -70,6 +71,18 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def slack() -> AsyncIterator[FakeSlack]:
+    """A local Slack Web API server with an ``#incidents`` channel (ID ``CINCIDENTS``)."""
+    fake = FakeSlack()
+    await fake.start()
+    fake.add_channel("incidents", channel_id="CINCIDENTS")
+    try:
+        yield fake
+    finally:
+        await fake.stop()
 
 
 class Outbox:

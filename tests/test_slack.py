@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-import pytest_asyncio
 from temporalio.exceptions import ApplicationError
 
 from activities.notify import Notifier
@@ -28,17 +26,6 @@ POLICY = SlackPolicy(
     groups={"oncall-sre": "SSRE"},
     channels={"#incidents": "CINCIDENTS"},
 )
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    await fake.start()
-    fake.add_channel("incidents", channel_id="CINCIDENTS")
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 def slack_channel(fake: FakeSlack, *, token: str | None = None, policy=POLICY) -> SlackChannel:

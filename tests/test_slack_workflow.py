@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import pytest_asyncio
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -32,17 +31,6 @@ POLICY = Policy(
         slack=SlackPolicy(users={"alice": "UALICE"}, channels={"#incidents": "CINCIDENTS"})
     )
 )
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    await fake.start()
-    fake.add_channel("incidents", channel_id="CINCIDENTS")
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 def slack_channel(fake: FakeSlack) -> SlackChannel:
