@@ -20,12 +20,13 @@ from temporalio.worker import Worker
 
 from activities.channels import Channel
 from activities.outbox import OutboxChannel
+from activities.templates import standard_templates
 from domain import search_attributes as sa
 from domain.policy import Policy
 from tests.fakes.slack import FakeSlack
 from workers.binaries import find_binary
 from workers.devserver import local_environment
-from workers.wiring import build_worker, console_templates
+from workers.wiring import build_worker
 
 # hypothesis is imported up front: its pytest plugin otherwise imports it at the
 # very end of a run, and CPython 3.11.7 can then fail to parse it with
@@ -90,7 +91,7 @@ class Outbox:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.channel = OutboxChannel(path, console_templates())
+        self.channel = OutboxChannel(path, standard_templates())
 
     def records(self, incident_id: str | None = None) -> list[dict[str, Any]]:
         """Every outbox record (optionally of one incident), in write order."""

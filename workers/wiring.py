@@ -18,7 +18,7 @@ from activities.slack import SlackApi, SlackChannel, new_slack_client
 from activities.status_provider import StatusPageChannel
 from activities.statuspage import AtlassianStatuspage, new_statuspage_client
 from activities.template_check import rehearse
-from activities.templates import Templates, standard_templates
+from activities.templates import standard_templates
 from domain.comms import SlackSettings, SmtpSettings, StatuspageSettings
 from domain.policy import Policy, load_policy
 from domain.settings import Settings
@@ -29,12 +29,6 @@ WORKFLOWS = [IncidentWorkflow, AlertGroupWorkflow]
 """Every workflow the incident worker runs (also what the replay tests replay)."""
 
 _POLICY_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="policy")
-
-
-def console_templates(settings: Settings | None = None) -> Templates:
-    """The console templates, with the ``INCIDENT_TEMPLATES`` override if set."""
-    override = settings.templates if settings is not None else None
-    return Templates(media={"console": "txt"}, override_dir=override)
 
 
 def default_channels(settings: Settings, policy: Policy | None = None) -> list[Channel]:
