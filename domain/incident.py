@@ -128,6 +128,26 @@ class IncidentState(_Model):
         )
 
 
+PUBLIC_HISTORY_KEPT = 30
+"""Status changes and responders' updates an :class:`IncidentSummary` carries (newest kept)."""
+
+
+class IncidentSummary(IncidentFacts):
+    """A small, bounded answer for listings and the status page (the ``summary`` query)."""
+
+    declared_by: str = "unknown"
+    """Responder or alert source that declared the incident."""
+    source: str = "cli"
+    """How it was declared: cli, alertmanager, grafana, pagerduty, generic."""
+    sla_breached: bool = False
+    """Whether the resolve SLA was missed."""
+    closed: bool = False
+    """Whether nothing is left to do (the workflow has completed or is completing)."""
+    public_history: list[TimelineEvent] = Field(default_factory=list)
+    """Timeline entries that change the public status, and responders' stakeholder updates,
+    oldest first; at most :data:`PUBLIC_HISTORY_KEPT` (the first one and the newest)."""
+
+
 class IncidentView(IncidentFacts):
     """What ``incident show`` and the query return: the facts plus history."""
 

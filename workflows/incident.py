@@ -14,7 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.notify import Notifier
     from activities.policy import PolicyActivities
     from domain.durations import format_duration
-    from domain.incident import IncidentState, IncidentView
+    from domain.incident import IncidentState, IncidentSummary, IncidentView
     from domain.models import (
         INCIDENT_CLOSED_SIGNAL,
         AcknowledgeInput,
@@ -479,6 +479,11 @@ class IncidentWorkflow:
     def view(self) -> IncidentView:
         """The incident as responders see it: facts, deadlines and timeline."""
         return presentation.view_of(self._s)
+
+    @workflow.query
+    def summary(self) -> IncidentSummary:
+        """A small, bounded answer for listings and the status page."""
+        return presentation.summary_of(self._s)
 
     def facts(self) -> IncidentFacts:
         """The incident's facts with derived deadlines."""

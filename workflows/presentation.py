@@ -9,8 +9,8 @@ from typing import Any
 from temporalio.common import SearchAttributeKey
 
 from domain import search_attributes as sa
-from domain.incident import IncidentState, IncidentView
-from domain.models import IncidentFacts
+from domain.incident import PUBLIC_HISTORY_KEPT, IncidentState, IncidentSummary, IncidentView
+from domain.models import EventKind, IncidentFacts, TimelineEvent
 from domain.text import escape_markdown
 from workflows import clocks
 
@@ -62,6 +62,35 @@ def view_of(state: IncidentState) -> IncidentView:
         alerts=list(state.alerts.values()),
         timeline=list(state.timeline),
     )
+
+
+def summary_of(state: IncidentState) -> IncidentSummary:
+    """What the ``summary`` query returns: facts and a bounded public history."""
+    return IncidentSummary(
+        **facts_of(state).model_dump(),
+        declared_by=state.declared_by,
+        source=state.source,
+        sla_breached=state.sla_breached,
+        closed=state.closed,
+        public_history=public_history(state.timeline),
+    )
+
+
+def public_history(timeline: list[TimelineEvent]) -> list[TimelineEvent]:
+    """Entries that change the phase, and responders' updates: the first and the newest."""
+    kept: list[TimelineEvent] = []
+    phase = None
+    for event in timeline:
+        responder_update = event.kind is EventKind.UPDATE_POSTED and event.actor not in (
+            None,
+            "system",
+        )
+        if (event.phase is not None and event.phase != phase) or responder_update:
+            kept.append(event)
+        phase = event.phase or phase
+    if len(kept) <= PUBLIC_HISTORY_KEPT:
+        return kept
+    return [kept[0], *kept[-(PUBLIC_HISTORY_KEPT - 1) :]]
 
 
 def _when(value: datetime | None) -> str:
