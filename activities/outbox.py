@@ -1,4 +1,9 @@
-"""A notification channel that needs no credentials: log lines plus a JSONL outbox."""
+"""A notification channel that needs no credentials: log lines plus a JSONL outbox.
+
+The console medium is read in terminals: every text value is folded to one line
+and stripped of control, bidi and zero-width characters before it is rendered,
+so an alert title can neither start a line of its own nor drive the terminal.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,29 @@ import asyncio
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from activities.templates import Templates
 from domain.models import Notification, NotifyResult
+from domain.text import strip_unsafe
 
 log = logging.getLogger("incidents.outbox")
+
+
+def _fold(value: Any) -> Any:
+    if isinstance(value, str):
+        return strip_unsafe(value, single_line=True)
+    if isinstance(value, list):
+        return [_fold(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _fold(item) for key, item in value.items()}
+    return value
+
+
+def render_console(templates: Templates, notification: Notification) -> str:
+    """The console text of ``notification``, safe to print to a terminal."""
+    folded = Notification.model_validate(_fold(notification.model_dump()))
+    return strip_unsafe(templates.render("console", folded))
 
 
 class OutboxChannel:
@@ -53,7 +76,7 @@ class OutboxChannel:
                 self._written = await asyncio.to_thread(self._load_keys)
             if notification.key in self._written:
                 return NotifyResult()
-            text = self._templates.render("console", notification)
+            text = render_console(self._templates, notification)
             await asyncio.to_thread(self._append, notification, text)
             self._written.add(notification.key)
         log.info("%s\n%s", notification.key, text)

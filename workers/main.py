@@ -14,6 +14,7 @@ from domain.connection import (
     exit_process,
     target_of,
 )
+from domain.logs import setup_logging
 from domain.policy import Policy
 from domain.settings import Settings
 from workers.wiring import ConfigurationError, build_worker, prepare
@@ -42,7 +43,7 @@ async def run_worker(
 
 def main() -> None:
     """Console entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     code = 0
     try:
         asyncio.run(run_worker(Settings()))

@@ -24,6 +24,7 @@ from domain.connection import (
     exit_process,
     target_of,
 )
+from domain.logs import setup_logging
 from domain.settings import Settings
 from workers.devserver import (
     DevServerConfig,
@@ -106,6 +107,7 @@ async def run_stack(settings: Settings) -> None:
                 host=settings.http_host,
                 port=settings.http_port,
                 log_level="warning",
+                log_config=None,  # uvicorn's records go through our sanitizing handler
             )
         )
         worker = asyncio.create_task(run_worker(settings, stop, prepared))
@@ -127,7 +129,7 @@ async def run_stack(settings: Settings) -> None:
 
 def main() -> None:
     """Console entry point (``make run``)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     code = 0
     try:
         asyncio.run(run_stack(Settings()))
