@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from domain.comms import SlackSettings
 from domain.connection import exit_process
+from domain.logs import setup_logging
 from domain.policy import Policy, load_policy
 from domain.settings import Settings
 from starters.slack_commands import slack_command_router
@@ -34,6 +35,9 @@ from starters.webhooks import (
 from starters.webhooks.errors import WebhookError, webhook_error_handler
 
 log = logging.getLogger("incidents.http")
+
+SHUTDOWN_GRACE_SECONDS = 5.0
+"""On SIGTERM, how long requests still running may take before they are cut off."""
 
 DESCRIPTION = """\
 Turns monitoring alerts into durable incidents.
@@ -155,14 +159,21 @@ def create_app(
 
 def main() -> None:
     """Console entry point: serve on ``INCIDENT_HTTP_HOST``:``INCIDENT_HTTP_PORT``."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     settings = Settings()
     try:
         app = create_app(settings=settings)
     except ValueError as error:  # policy, templates, webhook or Slack settings
         print(f"incident-http: {error}", file=sys.stderr)
         exit_process(2)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="info")
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="info",
+        log_config=None,  # uvicorn's records go through the sanitizing handler too
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
     exit_process(0)
 
 
