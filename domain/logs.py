@@ -56,7 +56,7 @@ class SanitizingFilter(logging.Filter):
         if getattr(record, "sanitized", False):
             return True
         record.args = _escaped_args(record.args)
-        message = record.getMessage()
+        message = record.getMessage().rstrip()
         if record.name == "asyncio" and record.exc_info and message.startswith(_UNRETRIEVED):
             error = record.exc_info[1]
             coro = _CORO.search(message)
