@@ -30,7 +30,13 @@ async def run_worker(
     """Load policy and templates (failing fast), connect, and run until ``stop`` is set."""
     policy, channels = prepared or prepare(settings)
     client = await connect()
-    worker = build_worker(client, task_queue=settings.task_queue, policy=policy, channels=channels)
+    worker = build_worker(
+        client,
+        task_queue=settings.task_queue,
+        policy=policy,
+        channels=channels,
+        archive_dir=settings.data_dir / "timelines",
+    )
     log.info(
         "worker on %s, task queue %r, policy %s",
         target_of(connect_config()),
