@@ -106,6 +106,58 @@ class DedupPolicy(_Strict):
     """Deduplication field for ``/webhooks/grafana``."""
 
 
+class WebhookPolicy(_Strict):
+    """``[routing.webhooks]``: what senders may do, and how strictly they are checked."""
+
+    require_signed_timestamp: bool = False
+    """HMAC-signed requests must sign a fresh timestamp (``X-Signature-Timestamp``, or
+    Grafana's ``X-Grafana-Alerting-Timestamp``), so a captured request cannot be replayed
+    later. Bearer tokens are not affected."""
+    pagerduty_acknowledge: bool = False
+    """Whether a PagerDuty ``acknowledge`` event may acknowledge an incident (and so stop
+    its escalation). Off: such events are refused with 403 naming this key."""
+
+
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+_SLACK_GROUP = re.compile(r"^S[A-Z0-9]{2,30}$")
+
+
+class SlackCommandAccess(_Strict):
+    """``[routing.slack_commands]``: who may run ``/incident`` in Slack.
+
+    Both lists empty: everyone in the workspace (requests are still verified
+    with the signing secret). Otherwise only these users and the members of
+    these user groups; others get an ephemeral refusal.
+    """
+
+    users: list[str] = Field(default_factory=list)
+    """Slack user IDs (``U…``/``W…``) allowed to run commands."""
+    groups: list[str] = Field(default_factory=list)
+    """Slack user-group IDs (``S…``) whose members may run commands (needs
+    ``SLACK_BOT_TOKEN`` with ``usergroups:read`` on the HTTP service)."""
+
+    @field_validator("users")
+    @classmethod
+    def _user_ids(cls, users: list[str]) -> list[str]:
+        for user in users:
+            if not _SLACK_USER.match(user):
+                raise ValueError(f"{user!r} is not a Slack user ID (U… or W…)")
+        return users
+
+    @field_validator("groups")
+    @classmethod
+    def _group_ids(cls, groups: list[str]) -> list[str]:
+        for group in groups:
+            if not _SLACK_GROUP.match(group):
+                raise ValueError(f"{group!r} is not a Slack user-group ID (S…)")
+        return groups
+
+    @property
+    def restricted(self) -> bool:
+        """Whether an allowlist is in force."""
+        return bool(self.users or self.groups)
+
+
 class Route(BaseModel):
     """What routing decided for one alert."""
 
@@ -129,6 +181,8 @@ class RoutingPolicy(_Strict):
     service_label: str = "service"
     """Label naming the affected service when no rule sets ``service``."""
     dedup: DedupPolicy = Field(default_factory=DedupPolicy)
+    webhooks: WebhookPolicy = Field(default_factory=WebhookPolicy)
+    slack_commands: SlackCommandAccess = Field(default_factory=SlackCommandAccess)
     repeat_window: Duration = parse_duration("7d")
     """How long after an incident closes a new trigger of the same alert is linked to it
     as a repeat incident (the alert's group is forgotten afterwards)."""
@@ -141,6 +195,13 @@ class RoutingPolicy(_Strict):
                 raise ValueError(f"routing rule name {rule.name!r} is used twice")
             seen.add(rule.name)
         return self
+
+    def label_names(self) -> list[str]:
+        """The label names routing looks at (kept first when an alert's labels are cut)."""
+        names = ["alertname", "severity", self.service_label]
+        for rule in self.rules:
+            names += [*rule.match, *rule.match_re]
+        return list(dict.fromkeys(names))
 
     def route(self, source: AlertSource, labels: dict[str, str]) -> Route:
         """The route of an alert from ``source`` with ``labels``."""

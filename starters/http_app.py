@@ -7,6 +7,7 @@ Temporal through ``await app.state.gateway.client()``.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import sys
 from typing import Any, Literal
@@ -22,8 +23,9 @@ from domain.comms import SlackSettings
 from domain.connection import exit_process
 from domain.logs import setup_logging
 from domain.policy import Policy, load_policy
+from domain.routing import AlertSource
 from domain.settings import Settings
-from starters.slack_commands import slack_command_router
+from starters.slack_commands import SlackGroups, slack_command_router
 from starters.status_page import status_page_router
 from starters.webhooks import (
     TemporalGateway,
@@ -32,11 +34,12 @@ from starters.webhooks import (
     payload_schemas,
     webhook_router,
 )
+from starters.webhooks.auth import ReplayCache
 from starters.webhooks.errors import WebhookError, webhook_error_handler
 
 log = logging.getLogger("incidents.http")
 
-SHUTDOWN_GRACE_SECONDS = 5.0
+SHUTDOWN_GRACE_SECONDS = 5
 """On SIGTERM, how long requests still running may take before they are cut off."""
 
 DESCRIPTION = """\
@@ -125,17 +128,22 @@ def create_app(
         client=client, task_queue=settings.task_queue, timeout=hooks.timeout_seconds
     )
     tokens = hooks.tokens(settings.webhook_token)
-    open_sources = [source.value for source, token in tokens.items() if token is None]
+    open_sources = open_endpoints(settings, hooks)
     if open_sources:
         log.warning(
             "webhooks without authentication: %s (set INCIDENT_WEBHOOK_TOKEN)",
             ", ".join(open_sources),
         )
+    dedup_secret = hooks.dedup_secret or tokens[AlertSource.GENERIC]
+    replays = ReplayCache()
     service = WebhookService(
         gateway=gateway,
         routing=policy.routing,
         tokens=tokens,
         max_body_bytes=hooks.max_body_bytes,
+        deadline_seconds=hooks.deadline_seconds,
+        dedup_secret=dedup_secret.get_secret_value().encode() if dedup_secret else None,
+        replays=replays,
     )
     app = fastapi.FastAPI(title="Incident orchestrator", version="0.1.0", description=DESCRIPTION)
     app.state.gateway = gateway
@@ -150,11 +158,51 @@ def create_app(
     slack = SlackSettings()
     if slack.signing_secret is not None and slack.signing_secret.get_secret_value():
         secret = slack.signing_secret.get_secret_value()
+        bot = slack.bot_token.get_secret_value() if slack.bot_token else ""
         app.include_router(
-            slack_command_router(gateway.client, signing_secret=secret, policy=policy.comms.slack)
+            slack_command_router(
+                gateway.client,
+                signing_secret=secret,
+                policy=policy.comms.slack,
+                access=policy.routing.slack_commands,
+                group_members=SlackGroups(token=bot, api_url=slack.api_url) if bot else None,
+                replays=replays,
+            )
         )
     _document_payloads(app)
     return app
+
+
+def open_endpoints(settings: Settings, hooks: WebhookSettings) -> list[str]:
+    """The webhook sources whose endpoint has no token (anyone who reaches it may post)."""
+    tokens = hooks.tokens(settings.webhook_token)
+    return [source.value for source, token in tokens.items() if token is None]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the service reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_refusal(settings: Settings, hooks: WebhookSettings) -> str | None:
+    """Why the service must not listen where ``settings`` say, or None.
+
+    Open webhook endpoints on a non-loopback address let anyone on the network
+    open and resolve incidents; that takes ``INCIDENT_WEBHOOK_ALLOW_OPEN=1``.
+    """
+    open_sources = open_endpoints(settings, hooks)
+    if hooks.allow_open or not open_sources or is_loopback(settings.http_host):
+        return None
+    return (
+        f"refusing to listen on {settings.http_host} with open webhook endpoints "
+        f"({', '.join(open_sources)}): set INCIDENT_WEBHOOK_TOKEN, bind 127.0.0.1, "
+        "or set INCIDENT_WEBHOOK_ALLOW_OPEN=1 to accept unauthenticated alerts from the network"
+    )
 
 
 def main() -> None:
@@ -162,7 +210,12 @@ def main() -> None:
     setup_logging()
     settings = Settings()
     try:
-        app = create_app(settings=settings)
+        hooks = WebhookSettings()
+        refusal = bind_refusal(settings, hooks)
+        if refusal is not None:
+            print(f"incident-http: {refusal}", file=sys.stderr)
+            exit_process(2)
+        app = create_app(settings=settings, webhook_settings=hooks)
     except ValueError as error:  # policy, templates, webhook or Slack settings
         print(f"incident-http: {error}", file=sys.stderr)
         exit_process(2)

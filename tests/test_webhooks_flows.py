@@ -247,8 +247,18 @@ async def test_group_key_dedup_puts_a_whole_group_in_one_incident(webhook_harnes
         }
 
 
+ACKNOWLEDGING = policy_from_mapping(
+    {
+        "routing": {
+            **ROUTED.routing.model_dump(include={"rules"}),
+            "webhooks": {"pagerduty_acknowledge": True},
+        }
+    }
+)
+
+
 async def test_pagerduty_trigger_acknowledge_resolve(webhook_harness):
-    async with webhook_harness(policy=ROUTED) as hooks:
+    async with webhook_harness(policy=ACKNOWLEDGING) as hooks:
         trigger = webhook_fixture("pagerduty_trigger")
         trigger["dedup_key"] = f"srv01/mysql/{uuid.uuid4()}"
         response = await hooks.post("pagerduty", trigger)
@@ -293,7 +303,7 @@ async def test_pagerduty_trigger_without_dedup_key_gets_one(webhook_harness):
 
 
 async def test_pagerduty_acknowledge_of_unknown_key_is_not_an_error(webhook_harness):
-    async with webhook_harness() as hooks:
+    async with webhook_harness(policy=ACKNOWLEDGING) as hooks:
         ack = {**webhook_fixture("pagerduty_acknowledge"), "dedup_key": str(uuid.uuid4())}
         response = await hooks.post("pagerduty", ack)
         assert response.status_code == 202

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 import pytest
@@ -86,24 +87,28 @@ def test_pagerduty_trigger_in_the_common_shape():
     assert "https://dashboards.example.com/mysql" in alert.links
 
 
-def test_generic_key_defaults_to_a_digest_of_service_and_title():
+def test_generic_key_defaults_to_a_keyed_digest_outsiders_cannot_compute():
+    secret, other = b"server-secret", b"another-secret"
     one = GenericAlert(title="Queue backlog", service="mail")
-    assert one.key() == GenericAlert(title="Queue backlog", service="mail").key()
-    assert one.key() != GenericAlert(title="Queue backlog", service="sms").key()
-    assert GenericAlert(title="t", dedup_key="k").key() == "k"
+    assert one.key(secret) == GenericAlert(title="Queue backlog", service="mail").key(secret)
+    assert one.key(secret) != GenericAlert(title="Queue backlog", service="sms").key(secret)
+    assert one.key(secret) != one.key(other)
+    public = hashlib.sha256(b"mail\x00Queue backlog").hexdigest()
+    assert public[:24] not in one.key(secret)  # the old, computable key
+    assert GenericAlert(title="t", dedup_key="k").key(secret) == "k"
 
 
 def test_generic_severity_applies_when_no_rule_matches():
     routing = policy_from_mapping(
         {"routing": {"rules": [{"name": "exports", "match": {"service": "exports"}}]}}
     ).routing
-    named = GenericAlert(title="t", severity="p0", service="mail").incoming()
+    named = GenericAlert(title="t", severity="p0", service="mail").incoming(b"s")
     delivery = named.delivery(routing, received_at=NOW)
     assert (delivery.declaration.severity, delivery.declaration.routing_rule) == (
         Severity.P0,
         "default",
     )
-    ruled = GenericAlert(title="t", severity="P0", service="exports").incoming()
+    ruled = GenericAlert(title="t", severity="P0", service="exports").incoming(b"s")
     delivery = ruled.delivery(routing, received_at=NOW)
     assert (delivery.declaration.severity, delivery.declaration.routing_rule) == (
         Severity.P2,

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.routing import AlertSource, DedupKey
 from starters.webhooks.alerts import MAX_KEY, IncomingAlert, Timestamp
+from starters.webhooks.limits import LabelMap
 
 _VERSIONS = ("4", "1")
 
@@ -22,10 +23,11 @@ class AlertmanagerAlert(_Payload):
 
     status: Literal["firing", "resolved"]
     """Whether the alert is firing or resolved."""
-    labels: dict[str, str]
-    """Identifying labels (``alertname``, ``severity``, ``service``...)."""
-    annotations: dict[str, str] = Field(default_factory=dict)
-    """Informational annotations (``summary``, ``description``, ``runbook_url``...)."""
+    labels: LabelMap
+    """Identifying labels (``alertname``, ``severity``, ``service``...); at most 256."""
+    annotations: LabelMap = Field(default_factory=dict)
+    """Informational annotations (``summary``, ``description``, ``runbook_url``...);
+    at most 256."""
     starts_at: Timestamp | None = Field(default=None, alias="startsAt")
     """When the alert started firing."""
     ends_at: Timestamp | None = Field(default=None, alias="endsAt")
@@ -72,12 +74,12 @@ class AlertmanagerPayload(_Payload):
     """``firing`` if at least one alert fires, else ``resolved``."""
     receiver: str = ""
     """Name of the receiver."""
-    group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
-    """Labels the group is formed by."""
-    common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
-    """Labels every alert shares."""
-    common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
-    """Annotations every alert shares."""
+    group_labels: LabelMap = Field(default_factory=dict, alias="groupLabels")
+    """Labels the group is formed by; at most 256."""
+    common_labels: LabelMap = Field(default_factory=dict, alias="commonLabels")
+    """Labels every alert shares; at most 256."""
+    common_annotations: LabelMap = Field(default_factory=dict, alias="commonAnnotations")
+    """Annotations every alert shares; at most 256."""
     external_url: str = Field(default="", alias="externalURL", max_length=4000)
     """Link back to the Alertmanager."""
     alerts: list[AlertmanagerAlert] = Field(min_length=1, max_length=1000)
@@ -102,27 +104,38 @@ class AlertmanagerPayload(_Payload):
         return version
 
     def incoming(self, source: AlertSource, dedup: DedupKey) -> list[IncomingAlert]:
-        """Each alert in the common shape, deduplicated on ``dedup``."""
+        """Each distinct alert in the common shape, deduplicated on ``dedup``.
+
+        An alert repeated in one notification (same identity) is handed over
+        once, as its last occurrence: the last status wins. Alertmanager never
+        sends that, but a forged notification repeating one fingerprint a
+        thousand times would otherwise cost a thousand signals.
+        """
         group = f"group:{self.group_key}" if dedup == "groupKey" and self.group_key else None
-        return [self._incoming(alert, source, group) for alert in self.alerts]
+        latest: dict[str, AlertmanagerAlert] = {}
+        for alert in self.alerts:
+            latest[alert.identity()] = alert
+        return [self._incoming(alert, source, group) for alert in latest.values()]
 
     def _incoming(
         self, alert: AlertmanagerAlert, source: AlertSource, group: str | None
     ) -> IncomingAlert:
-        annotations = {**self.common_annotations, **alert.annotations}
+        def annotation(name: str) -> str:
+            return alert.annotations.get(name) or self.common_annotations.get(name) or ""
+
         title = (
-            annotations.get("summary")
-            or annotations.get("title")
+            annotation("summary")
+            or annotation("title")
             or alert.labels.get("alertname")
             or self.title
             or alert.identity()
         )
-        description = annotations.get("description") or annotations.get("message") or ""
+        description = annotation("description") or annotation("message")
         if alert.value_string:
             description = f"{description}\n\nValues: {alert.value_string}".strip()
         links = [
             alert.generator_url,
-            annotations.get("runbook_url", ""),
+            annotation("runbook_url"),
             alert.dashboard_url,
             alert.panel_url,
         ]
@@ -134,7 +147,8 @@ class AlertmanagerPayload(_Payload):
             status=alert.status,
             title=title,
             description=description,
-            labels={**self.common_labels, **alert.labels},
+            labels=alert.labels,
+            shared_labels=self.common_labels,
             started_at=alert.starts_at,
             links=links,
         )

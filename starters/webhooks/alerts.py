@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator
 
 from domain.models import MAX_TEXT, AlertEvent, Declaration, Severity, cap_text
 from domain.routing import DEFAULT_RULE, AlertSource, RoutingPolicy
+from starters.webhooks.limits import clean_label, clean_text, event_labels, routing_labels
 from workflows.alert_group import AlertDelivery
 
-MAX_LABELS = 64
-MAX_LABEL_NAME = 100
-MAX_LABEL_VALUE = 500
 MAX_LINKS = 10
 MAX_LINK = 1000
 MAX_KEY = 255
@@ -45,21 +45,21 @@ def plausible(value: datetime | None, now: datetime) -> datetime | None:
         return None
 
 
-def cap_labels(labels: dict[str, str]) -> dict[str, str]:
-    """At most :data:`MAX_LABELS` labels, names and values cut to size."""
-    capped: dict[str, str] = {}
-    for name, value in list(labels.items())[:MAX_LABELS]:
-        capped[cap_text(name, MAX_LABEL_NAME)] = cap_text(value, MAX_LABEL_VALUE)
-    return capped
-
-
 def cap_links(links: list[str]) -> list[str]:
-    """Non-empty links, at most :data:`MAX_LINKS`, each cut to size."""
-    return [cap_text(link, MAX_LINK) for link in links if link.strip()][:MAX_LINKS]
+    """Non-empty links, at most :data:`MAX_LINKS`, each cut to size and cleaned."""
+    return [cap_text(clean_label(link), MAX_LINK) for link in links[:50] if link.strip()][
+        :MAX_LINKS
+    ]
 
 
-class IncomingAlert(BaseModel):
-    """One alert from any source, before routing."""
+@dataclass(frozen=True, kw_only=True)
+class IncomingAlert:
+    """One alert from any source, before routing.
+
+    A plain dataclass: the label maps are the parsed payload's own, shared by
+    every alert of a notification and never copied until :meth:`delivery`
+    keeps a bounded part of them.
+    """
 
     source: AlertSource
     """Which endpoint it arrived on."""
@@ -73,30 +73,33 @@ class IncomingAlert(BaseModel):
     """Summary used as incident title and alert summary."""
     description: str = ""
     """Longer text (annotations, details)."""
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
     """Labels matched by routing rules."""
+    shared_labels: Mapping[str, str] = field(default_factory=dict)
+    """Labels of the whole notification (Alertmanager's ``commonLabels``); the alert's own
+    ``labels`` win."""
     started_at: datetime | None = None
     """The alert's own start time, for time-to-detect."""
-    links: list[str] = Field(default_factory=list)
+    links: list[str] = field(default_factory=list)
     """Generator, dashboard and runbook URLs."""
     severity_hint: Severity | None = None
     """Severity named by the sender (generic alerts), used when no routing rule matches."""
 
     def delivery(self, routing: RoutingPolicy, *, received_at: datetime) -> AlertDelivery:
         """Route the alert and build what its group receives."""
-        labels = cap_labels(self.labels)
+        labels = routing_labels(self.labels, self.shared_labels, first=routing.label_names())
         route = routing.route(self.source, labels)
         severity = route.severity
         if route.rule == DEFAULT_RULE and self.severity_hint is not None:
             severity = self.severity_hint
-        title = cap_text(self.title.strip() or self.alert_key, 300)
+        title = cap_text(clean_text(self.title[:1000]).strip() or self.alert_key, 300)
         started = plausible(self.started_at, received_at)
         declaration = Declaration(
             title=title,
             severity=severity,
-            service=cap_text(route.service, 200),
+            service=cap_text(clean_label(route.service), 200),
             declared_by=self.source.value,
-            description=cap_text(self.description, MAX_TEXT),
+            description=cap_text(clean_text(self.description[: MAX_TEXT * 2]), MAX_TEXT),
             detected_at=started,
             source=self.source.value,
             routing_rule=route.rule,
@@ -109,6 +112,6 @@ class IncomingAlert(BaseModel):
             summary=cap_text(title, 500),
             started_at=started,
             received_at=received_at,
-            labels=labels,
+            labels=event_labels(labels, first=("alertname", "severity", routing.service_label)),
         )
         return AlertDelivery(status=self.status, alert=alert, declaration=declaration)

@@ -8,6 +8,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.routing import AlertSource
 
 DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_DEADLINE = 8.0
+"""Seconds a request may take in all: under Alertmanager's default 10 s timeout."""
 
 
 class WebhookSettings(BaseSettings):
@@ -25,6 +27,15 @@ class WebhookSettings(BaseSettings):
     timeout_seconds: float = Field(default=10.0, gt=0)
     """``INCIDENT_WEBHOOK_TIMEOUT_SECONDS``: how long Temporal may take to accept an alert
     before the sender is told 503 (and retries)."""
+    deadline_seconds: float = Field(default=DEFAULT_DEADLINE, gt=0, le=600)
+    """``INCIDENT_WEBHOOK_DEADLINE_SECONDS``: the whole request (reading, handing every
+    alert over) is answered within this time; keep it under the sender's timeout."""
+    allow_open: bool = False
+    """``INCIDENT_WEBHOOK_ALLOW_OPEN``: let the service listen on a non-loopback address
+    while an endpoint has no token (refused by default)."""
+    dedup_secret: SecretStr | None = None
+    """``INCIDENT_WEBHOOK_DEDUP_SECRET``: keys the dedup_key given to generic alerts sent
+    without one (default: the generic endpoint's token, else a random secret per process)."""
     token_alertmanager: SecretStr | None = None
     """``INCIDENT_WEBHOOK_TOKEN_ALERTMANAGER``: secret of ``/webhooks/alertmanager``."""
     token_grafana: SecretStr | None = None

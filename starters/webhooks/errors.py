@@ -37,10 +37,11 @@ class WebhookError(Exception):
         *,
         fields: list[FieldError] | None = None,
         headers: dict[str, str] | None = None,
+        body: ErrorBody | None = None,
     ) -> None:
         super().__init__(error)
         self.status = status
-        self.body = ErrorBody(error=error, fields=fields or [])
+        self.body = body or ErrorBody(error=error, fields=fields or [])
         self.headers = headers
 
 
@@ -74,15 +75,23 @@ async def webhook_error_handler(_request: Request, error: Exception) -> JSONResp
     """Render a :class:`WebhookError`."""
     assert isinstance(error, WebhookError)
     return JSONResponse(
-        status_code=error.status, content=error.body.model_dump(), headers=error.headers
+        status_code=error.status, content=error.body.model_dump(mode="json"), headers=error.headers
     )
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Malformed JSON."},
     401: {"model": ErrorBody, "description": "Missing or invalid credentials."},
+    403: {"model": ErrorBody, "description": "An action the policy does not allow."},
+    408: {"model": ErrorBody, "description": "Body not received within the deadline."},
+    409: {"model": ErrorBody, "description": "A signed request replayed."},
     413: {"model": ErrorBody, "description": "Body larger than the configured limit."},
     422: {"model": ErrorBody, "description": "Invalid payload; `fields` names each problem."},
-    503: {"model": ErrorBody, "description": "Temporal unreachable; retry later."},
+    503: {
+        "model": ErrorBody,
+        "description": "Not every alert was handed over to Temporal by the deadline; the body "
+        "lists those that were (`incidents`) and those to send again (`retry`). Sending the "
+        "whole request again is safe.",
+    },
 }
 """OpenAPI description of the error answers shared by every webhook."""

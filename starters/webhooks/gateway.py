@@ -153,18 +153,24 @@ class TemporalGateway:
             return False, str(error)
         return (True, "ok") if healthy else (False, "health check failed")
 
-    async def _bounded(self, work: Awaitable[T], what: str) -> T:
+    async def _bounded(self, work: Awaitable[T], what: str, *, deadline: float | None = None) -> T:
         """``work``'s result within the timeout; every way Temporal fails is :class:`Unavailable`.
+
+        ``deadline`` (event-loop time) cuts the timeout short for a request that
+        must be answered by then.
 
         The SDK call itself is never cancelled (a cancelled RPC leaves futures behind):
         after a timeout it ends in the background, bounded by its own ``rpc_timeout``.
         """
+        timeout = self._timeout
+        if deadline is not None:
+            timeout = max(0.0, min(timeout, deadline - asyncio.get_running_loop().time()))
         task = asyncio.ensure_future(work)
         try:
-            return await asyncio.wait_for(asyncio.shield(task), self._timeout)
+            return await asyncio.wait_for(asyncio.shield(task), timeout)
         except TimeoutError:
-            log.warning("Temporal did not accept %s within %gs", what, self._timeout)
-            raise Unavailable(f"Temporal did not accept {what} within {self._timeout:g}s") from None
+            log.warning("Temporal did not accept %s within %gs", what, timeout)
+            raise Unavailable(f"Temporal did not accept {what} within {timeout:.3g}s") from None
         except (TemporalError, RuntimeError, OSError) as error:
             log.warning("Temporal did not accept %s: %s", what, error)
             raise Unavailable(f"Temporal did not accept {what}: {_reason(error)}") from None
@@ -174,7 +180,12 @@ class TemporalGateway:
                 task.add_done_callback(self._background.discard)
 
     async def deliver(
-        self, delivery: AlertDelivery, *, dedup_key: str, repeat_window: timedelta
+        self,
+        delivery: AlertDelivery,
+        *,
+        dedup_key: str,
+        repeat_window: timedelta,
+        deadline: float | None = None,
     ) -> DeliveryResult:
         """Hand one alert to its group, then signal it to the group's incident.
 
@@ -182,7 +193,8 @@ class TemporalGateway:
         start a group.
 
         Raises:
-            Unavailable: Temporal did not (provably) accept it.
+            Unavailable: Temporal did not (provably) accept it, within the
+                timeout or by ``deadline`` (event-loop time).
         """
         group = GroupInput(
             source=delivery.alert.source,
@@ -194,6 +206,7 @@ class TemporalGateway:
         return await self._bounded(
             self._deliver(client, group_id, group, delivery),
             f"alert {delivery.alert.key[:80]!r}",
+            deadline=deadline,
         )
 
     async def _deliver(
@@ -295,16 +308,18 @@ class TemporalGateway:
             rpc_timeout=self._rpc_timeout,
         )
 
-    async def acknowledge(self, *, source: str, dedup_key: str, responder: str) -> AckOutcome:
+    async def acknowledge(
+        self, *, source: str, dedup_key: str, responder: str, deadline: float | None = None
+    ) -> AckOutcome:
         """Acknowledge the open incident of a key; a closed or acknowledged one is no error.
 
         Raises:
-            Unavailable: Temporal could not be asked.
+            Unavailable: Temporal could not be asked (by ``deadline``, event-loop time).
         """
         group_id = alert_group_id(source, dedup_key)
         client = await self.client()
         return await self._bounded(
-            self._acknowledge(client, group_id, responder), "the acknowledgement"
+            self._acknowledge(client, group_id, responder), "the acknowledgement", deadline=deadline
         )
 
     async def _acknowledge(self, client: Client, group_id: str, responder: str) -> AckOutcome:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from domain.models import MAX_TEXT
 from domain.routing import AlertSource
 from starters.webhooks.alerts import MAX_KEY, IncomingAlert, Timestamp
+from starters.webhooks.limits import MAX_LABELS, compact_details, compact_json
 
 _TEXT_SCALARS = (str, int, float, bool)
 
@@ -36,7 +37,16 @@ class PagerDutyDetails(_Payload):
     class_: str | None = Field(default=None, alias="class", max_length=1024)
     """Class or type of the event."""
     custom_details: dict[str, Any] | str | None = None
-    """Additional details; scalar entries become routing labels."""
+    """Additional details; scalar entries become routing labels. Cut at parse time to a
+    few levels, entries and characters (see :func:`~starters.webhooks.limits.compact_details`)."""
+
+    @field_validator("custom_details")
+    @classmethod
+    def _bounded(cls, details: dict[str, Any] | str | None) -> dict[str, Any] | str | None:
+        if isinstance(details, dict):
+            compacted: dict[str, Any] = compact_details(details)
+            return compacted
+        return details
 
 
 class PagerDutyLink(_Payload):
@@ -109,14 +119,13 @@ class PagerDutyEvent(_Payload):
         description = ""
         if details is not None:
             if isinstance(details.custom_details, dict):
-                labels.update(
-                    {
-                        key: str(value)
-                        for key, value in details.custom_details.items()
-                        if isinstance(value, _TEXT_SCALARS)
-                    }
-                )
-                description = json.dumps(details.custom_details, indent=2, default=str)
+                scalars = [
+                    (key, str(value))
+                    for key, value in details.custom_details.items()
+                    if isinstance(value, _TEXT_SCALARS)
+                ]
+                labels.update(scalars[: MAX_LABELS - 8])  # room for the fields below
+                description = compact_json(details.custom_details, MAX_TEXT)
             elif isinstance(details.custom_details, str):
                 description = details.custom_details
             fields = {

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -14,12 +18,14 @@ from pydantic.json_schema import models_json_schema
 from domain.routing import AlertSource, RoutingPolicy
 from starters.webhooks.alertmanager import AlertmanagerPayload
 from starters.webhooks.alerts import IncomingAlert
-from starters.webhooks.auth import authenticate
-from starters.webhooks.body import parse, read_body
-from starters.webhooks.errors import ERROR_RESPONSES, WebhookError
+from starters.webhooks.auth import ReplayCache, authenticate
+from starters.webhooks.body import PayloadT, parse, read_body
+from starters.webhooks.config import DEFAULT_DEADLINE
+from starters.webhooks.errors import ERROR_RESPONSES, ErrorBody, WebhookError
 from starters.webhooks.gateway import TemporalGateway, Unavailable
 from starters.webhooks.generic import GenericAlert
 from starters.webhooks.pagerduty import PagerDutyEvent
+from workflows.alert_group import AlertDelivery
 
 log = logging.getLogger("incidents.webhooks")
 
@@ -82,6 +88,44 @@ def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
+class DeliveryReport(ErrorBody):
+    """503 answer when not every alert was handed over by the deadline.
+
+    Sending the whole request again is safe: alerts already handed over join
+    their open incident again (delivery is idempotent per alert group).
+    """
+
+    incidents: list[IncidentOutcome] = Field(default_factory=list)
+    """Alerts Temporal has recorded, in request order."""
+    retry: list[str] = Field(default_factory=list)
+    """Keys of the alerts that were not handed over and must be sent again."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An alert ready to hand over: its key, and what its group receives."""
+
+    alert: IncomingAlert
+    delivery: AlertDelivery | None
+    """None: nothing to hand over (the outcome is ``ignore``)."""
+    ignore: str = ""
+    """Why the alert changes nothing, for the sender."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """An authenticated request body, and when its answer is due."""
+
+    body: bytes
+    deadline: float
+    """Event-loop time by which the request is answered."""
+
+
+OFFLOAD_BYTES = 64 * 1024
+"""Bodies larger than this are parsed in a worker thread, so the event loop keeps serving."""
+_GRACE = 0.5
+
+
 class WebhookService:
     """Everything the endpoints share: secrets, limits, routing and the gateway."""
 
@@ -92,34 +136,108 @@ class WebhookService:
         routing: RoutingPolicy,
         tokens: dict[AlertSource, SecretStr | None],
         max_body_bytes: int,
+        deadline_seconds: float = DEFAULT_DEADLINE,
+        dedup_secret: bytes | None = None,
+        replays: ReplayCache | None = None,
     ) -> None:
         self.gateway = gateway
         self.routing = routing
         self.tokens = tokens
         self.max_body_bytes = max_body_bytes
+        self.deadline_seconds = deadline_seconds
+        self.dedup_secret = dedup_secret or secrets.token_bytes(32)
+        self.replays = replays or ReplayCache()
 
-    async def accept(self, request: Request, source: AlertSource) -> bytes:
-        """The body of an authenticated request within the size limit."""
-        body = await read_body(request, self.max_body_bytes)
+    @asynccontextmanager
+    async def receive(self, request: Request, source: AlertSource) -> AsyncIterator[Received]:
+        """The authenticated body within the size limit and the deadline.
+
+        A request authenticated by a signed timestamp is claimed in the replay
+        cache for the duration of the ``async with``; it stays claimed only if
+        the block completes, so a failed request can be retried as it is.
+
+        Raises:
+            WebhookError: 408, 413, 401, or 409 for a replayed signed request.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.deadline_seconds
         try:
-            authenticate(request.headers, body, self.tokens.get(source))
+            body = await asyncio.wait_for(
+                read_body(request, self.max_body_bytes), self.deadline_seconds
+            )
+        except TimeoutError:
+            raise WebhookError(
+                408, f"request body not received within {self.deadline_seconds:g}s"
+            ) from None
+        try:
+            credential = authenticate(
+                request.headers,
+                body,
+                self.tokens.get(source),
+                require_timestamp=self.routing.webhooks.require_signed_timestamp,
+            )
         except WebhookError:
             client = request.client.host if request.client else "?"
             log.warning("rejected %s webhook from %s: bad credentials", source.value, client)
             raise
-        return body
+        key = credential.replay_key
+        if key is not None and not self.replays.claim(f"{source.value}:{key}"):
+            log.warning("rejected %s webhook: replayed signature", source.value)
+            raise WebhookError(
+                409,
+                "replayed request: this signature was already accepted; "
+                "sign every request with a fresh timestamp",
+            )
+        try:
+            yield Received(body=body, deadline=deadline)
+        except BaseException:
+            if key is not None:
+                self.replays.release(f"{source.value}:{key}")
+            raise
 
-    async def deliver(self, alerts: list[IncomingAlert]) -> list[IncidentOutcome]:
-        """Hand every alert to Temporal; all accepted, or :class:`WebhookError` 503."""
-        now = datetime.now(UTC)
+    async def prepare(self, body: bytes, read: Callable[[bytes], list[Prepared]]) -> list[Prepared]:
+        """``read(body)``, in a worker thread when the body is large."""
+        if len(body) > OFFLOAD_BYTES:
+            return await asyncio.to_thread(read, body)
+        return read(body)
+
+    async def prepare_event(self, body: bytes, model: type[PayloadT]) -> PayloadT:
+        """``body`` validated into ``model``, in a worker thread when it is large."""
+        if len(body) > OFFLOAD_BYTES:
+            return await asyncio.to_thread(parse, body, model)
+        return parse(body, model)
+
+    def routed(self, alerts: list[IncomingAlert], *, received_at: datetime) -> list[Prepared]:
+        """Each alert routed into what its group receives."""
+        return [
+            Prepared(alert=alert, delivery=alert.delivery(self.routing, received_at=received_at))
+            for alert in alerts
+        ]
+
+    async def deliver(self, prepared: list[Prepared], *, deadline: float) -> list[IncidentOutcome]:
+        """Hand every alert to Temporal by ``deadline`` (event-loop time).
+
+        Raises:
+            WebhookError: 503 with a :class:`DeliveryReport` unless every alert
+                was handed over.
+        """
         gate = asyncio.Semaphore(PER_REQUEST_CONCURRENCY)
+        loop = asyncio.get_running_loop()
 
-        async def one(alert: IncomingAlert) -> IncidentOutcome:
+        async def one(item: Prepared) -> IncidentOutcome:
+            alert = item.alert
+            if item.delivery is None:
+                return IncidentOutcome(
+                    alert=alert.alert_key, incident_id=None, action="ignored", message=item.ignore
+                )
             async with gate:
+                if loop.time() >= deadline:
+                    raise Unavailable("the request's deadline passed before it was handed over")
                 result = await self.gateway.deliver(
-                    alert.delivery(self.routing, received_at=now),
+                    item.delivery,
                     dedup_key=alert.dedup_key,
                     repeat_window=self.routing.repeat_window,
+                    deadline=deadline,
                 )
             log.info(
                 "%s alert %r → %s (%s)",
@@ -136,15 +254,48 @@ class WebhookService:
                 related_incident=result.related_incident,
             )
 
-        results = await asyncio.gather(*(one(alert) for alert in alerts), return_exceptions=True)
+        tasks = [asyncio.ensure_future(one(item)) for item in prepared]
+        _, late = await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()) + _GRACE)
+        for task in late:  # only a connection attempt can outlive the deadline
+            task.add_done_callback(_consume)
         outcomes: list[IncidentOutcome] = []
-        for result in results:
-            if isinstance(result, Unavailable):
-                raise unavailable(result)
-            if isinstance(result, BaseException):
-                raise result
-            outcomes.append(result)
+        retry: list[str] = []
+        reasons: list[str] = []
+        for item, task in zip(prepared, tasks, strict=True):
+            error = None if task in late else task.exception()
+            if task in late or isinstance(error, Unavailable):
+                retry.append(item.alert.alert_key)
+                reasons.append(str(error) if error else "the request's deadline passed")
+            elif error is not None:
+                raise error
+            else:
+                outcomes.append(task.result())
+        if retry:
+            raise _not_handed_over(outcomes, retry, reasons[0])
         return outcomes
+
+
+def _consume(task: asyncio.Future[IncidentOutcome]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.info("alert handed over too late: %s", task.exception())
+
+
+def _not_handed_over(
+    outcomes: list[IncidentOutcome], retry: list[str], reason: str
+) -> WebhookError:
+    if outcomes:
+        error = (
+            f"{len(retry)} of {len(retry) + len(outcomes)} alerts not accepted, send them again "
+            f"(re-sending the whole request is safe): {reason}"
+        )
+    else:
+        error = f"alert not accepted, retry later: {reason}"
+    return WebhookError(
+        503,
+        error,
+        headers={"Retry-After": "5"},
+        body=DeliveryReport(error=error, incidents=outcomes, retry=retry),
+    )
 
 
 def unavailable(error: Unavailable) -> WebhookError:
@@ -159,10 +310,17 @@ def webhook_router(service: WebhookService) -> APIRouter:
     router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
 
     async def alertmanager_like(request: Request, source: AlertSource) -> WebhookResponse:
-        body = await service.accept(request, source)
-        payload = parse(body, AlertmanagerPayload)
         dedup = getattr(service.routing.dedup, source.value)
-        return WebhookResponse(incidents=await service.deliver(payload.incoming(source, dedup)))
+
+        def read(body: bytes) -> list[Prepared]:
+            payload = parse(body, AlertmanagerPayload)
+            alerts = payload.incoming(source, dedup)
+            return service.routed(alerts, received_at=datetime.now(UTC))
+
+        async with service.receive(request, source) as received:
+            prepared = await service.prepare(received.body, read)
+            outcomes = await service.deliver(prepared, deadline=received.deadline)
+        return WebhookResponse(incidents=outcomes)
 
     @router.post(
         "/alertmanager",
@@ -192,14 +350,16 @@ def webhook_router(service: WebhookService) -> APIRouter:
         openapi_extra=_body_doc(PagerDutyEvent),
     )
     async def pagerduty(request: Request) -> PagerDutyResponse:
-        """``trigger`` opens or joins, ``acknowledge`` acknowledges, ``resolve`` recovers."""
-        body = await service.accept(request, AlertSource.PAGERDUTY)
-        event = parse(body, PagerDutyEvent).with_dedup_key()
-        assert event.dedup_key is not None
-        if event.event_action == "acknowledge":
-            outcome = await _acknowledge(service, event)
-            return PagerDutyResponse(dedup_key=event.dedup_key, incidents=[outcome])
-        outcomes = await service.deliver([event.incoming()])
+        """``trigger`` opens or joins, ``acknowledge`` acknowledges (when the policy allows it),
+        ``resolve`` recovers."""
+        async with service.receive(request, AlertSource.PAGERDUTY) as received:
+            event = (await service.prepare_event(received.body, PagerDutyEvent)).with_dedup_key()
+            assert event.dedup_key is not None
+            if event.event_action == "acknowledge":
+                outcome = await _acknowledge(service, event, deadline=received.deadline)
+                return PagerDutyResponse(dedup_key=event.dedup_key, incidents=[outcome])
+            prepared = service.routed([event.incoming()], received_at=datetime.now(UTC))
+            outcomes = await service.deliver(prepared, deadline=received.deadline)
         return PagerDutyResponse(dedup_key=event.dedup_key, incidents=outcomes)
 
     @router.post(
@@ -210,20 +370,41 @@ def webhook_router(service: WebhookService) -> APIRouter:
     )
     async def generic(request: Request) -> WebhookResponse:
         """For senders without a built-in format; see :class:`GenericAlert`."""
-        body = await service.accept(request, AlertSource.GENERIC)
-        alert = parse(body, GenericAlert)
-        return WebhookResponse(incidents=await service.deliver([alert.incoming()]))
+        async with service.receive(request, AlertSource.GENERIC) as received:
+            alert = await service.prepare_event(received.body, GenericAlert)
+            incoming = alert.incoming(service.dedup_secret)
+            if alert.status == "resolved" and alert.dedup_key is None:
+                prepared = [Prepared(alert=incoming, delivery=None, ignore=KEYLESS_RESOLVE)]
+            else:
+                prepared = service.routed([incoming], received_at=datetime.now(UTC))
+            outcomes = await service.deliver(prepared, deadline=received.deadline)
+        return WebhookResponse(incidents=outcomes)
 
     return router
 
 
-async def _acknowledge(service: WebhookService, event: PagerDutyEvent) -> IncidentOutcome:
+KEYLESS_RESOLVE = (
+    "a resolve without dedup_key recovers nothing: send the dedup_key the trigger was "
+    "given (it is in the trigger's answer)"
+)
+
+
+async def _acknowledge(
+    service: WebhookService, event: PagerDutyEvent, *, deadline: float
+) -> IncidentOutcome:
     assert event.dedup_key is not None
+    if not service.routing.webhooks.pagerduty_acknowledge:
+        raise WebhookError(
+            403,
+            "PagerDuty acknowledge events are not accepted: set "
+            "[routing.webhooks] pagerduty_acknowledge = true in the policy to allow them",
+        )
     try:
         ack = await service.gateway.acknowledge(
             source=AlertSource.PAGERDUTY.value,
             dedup_key=event.scoped_key(),
             responder=AlertSource.PAGERDUTY.value,
+            deadline=deadline,
         )
     except Unavailable as error:
         raise unavailable(error) from None
