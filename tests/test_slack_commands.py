@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +21,9 @@ from temporalio.testing import WorkflowEnvironment
 from domain.comms import SlackPolicy
 from domain.models import Phase
 from domain.policy import Policy
-from starters.slack_commands import CommandError, parse, slack_command_router
+from domain.routing import SlackCommandAccess
+from starters.slack_commands import CommandError, SlackGroups, parse, slack_command_router
+from tests.fakes.slack import FakeSlack
 from tests.helpers import declare, view
 from workers.wiring import build_worker
 
@@ -147,3 +151,159 @@ def test_http_service_serves_status_always_and_slash_commands_with_a_secret(
     assert "/status" in paths() and "/slack/commands" not in paths()
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
     assert {"/status", "/status.json", "/slack/commands"} <= paths()
+
+
+# ------------------------------------------------------------ the edge
+
+
+class GroupSlack(FakeSlack):
+    """The fake Slack Web API with user groups (``usergroups.users.list``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.groups: dict[str, list[str]] = {}
+
+    def _m_usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        members = self.groups.get(str(args.get("usergroup", "")))
+        if members is None:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": members}
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def edge(dev_env: WorkflowEnvironment, terminate_later: list) -> AsyncIterator[Any]:
+    """Factory: ``async with edge(access=...) as (http, handle)`` for a fresh incident."""
+    from contextlib import asynccontextmanager
+
+    client = dev_env.client
+    groups = GroupSlack()
+    await groups.start()
+    groups.groups["S0ONCALL"] = ["UCAROL"]
+
+    @asynccontextmanager
+    async def make(**router: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+        worker = build_worker(client, task_queue=f"tq-{uuid.uuid4()}", policy=Policy(), channels=[])
+        async with worker:
+            handle = await declare(client, worker)
+            terminate_later.append(handle)
+
+            async def get_client() -> Client:
+                return client
+
+            app = fastapi.FastAPI()
+            router.setdefault("policy", SlackPolicy(users={"alice": "UALICE"}))
+            if "access" in router:
+                router["group_members"] = SlackGroups(token=groups.token, api_url=groups.api_url)
+            app.include_router(slack_command_router(get_client, signing_secret=SECRET, **router))
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://slack.test") as http:
+                yield http, handle
+
+    try:
+        yield make
+    finally:
+        await groups.stop()
+
+
+class CountingBody:
+    """A streamed request body that counts how much of it the server pulled."""
+
+    def __init__(self, chunks: int, size: int = 64 * 1024) -> None:
+        self.sent = 0
+        self._chunks = chunks
+        self._size = size
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for _ in range(self._chunks):
+            self.sent += 1
+            yield b"a" * self._size
+
+
+async def test_requests_without_fresh_slack_headers_are_refused_before_reading(edge) -> None:
+    async with edge() as (http, _):
+        for headers in (
+            {},
+            {"X-Slack-Signature": "v0=00"},
+            {"X-Slack-Request-Timestamp": str(int(time.time()) - 301), "X-Slack-Signature": "v0"},
+            {"X-Slack-Request-Timestamp": "soon", "X-Slack-Signature": "v0=00"},
+        ):
+            body = CountingBody(1024)  # 64 MiB if it were read
+            response = await http.post("/slack/commands", content=body, headers=headers)
+            assert response.status_code == 401, headers
+            assert body.sent <= 1, (headers, body.sent)
+
+
+async def test_a_large_signed_looking_body_is_cut_at_the_cap(edge) -> None:
+    async with edge() as (http, _):
+        body = CountingBody(1024)
+        headers = {"X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=0"}
+        response = await http.post("/slack/commands", content=body, headers=headers)
+        assert response.status_code == 413
+        assert body.sent <= 2, body.sent
+
+
+async def test_non_ascii_signature_is_401_not_500(edge) -> None:
+    async with edge() as (http, _):
+        body = form("ack")
+        headers = {
+            "X-Slack-Request-Timestamp": str(int(time.time())).encode(),
+            "X-Slack-Signature": b"v0=\xe9\xe9",
+            "Content-Type": b"application/x-www-form-urlencoded",
+        }
+        response = await http.post("/slack/commands", content=body, headers=headers)
+        assert response.status_code == 401
+
+
+async def test_signed_but_undecodable_body_is_400(edge) -> None:
+    async with edge() as (http, _):
+        for body in (b"text=ack\xff", b"text=ack&user_name=%ff%fe&user_id=UALICE"):
+            timestamp = str(int(time.time()))
+            signature = (
+                "v0="
+                + hmac.new(
+                    SECRET.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256
+                ).hexdigest()
+            )
+            response = await http.post(
+                "/slack/commands",
+                content=body,
+                headers={"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature},
+            )
+            assert response.status_code == 400, body
+            assert "malformed form body" in response.json()["text"]
+
+
+async def test_a_replayed_command_is_refused(edge) -> None:
+    async with edge() as (http, handle):
+        body = form(f"update {handle.id} first update")
+        headers = signed(body)
+        first = await http.post("/slack/commands", content=body, headers=headers)
+        assert first.json()["text"].startswith("✅")
+        replay = await http.post("/slack/commands", content=body, headers=headers)
+        assert replay.status_code == 409
+        updates = [e for e in (await view(handle)).timeline if "first update" in e.text]
+        assert len(updates) == 1
+
+
+async def test_identity_is_the_user_id_never_the_claimed_user_name(edge) -> None:
+    async with edge() as (http, handle):
+        body = form(f"ack {handle.id}", user_id="UMALLORY", user_name="alice")
+        response = await post(http, body)
+        assert response.json()["text"].startswith("✅")
+        incident = await view(handle)
+        assert incident.commander == "UMALLORY"
+
+
+async def test_only_allowed_users_and_group_members_run_commands(edge) -> None:
+    access = SlackCommandAccess(users=["UALICE"], groups=["S0ONCALL"])
+    async with edge(access=access) as (http, handle):
+        refused = await post(http, form(f"ack {handle.id}", user_id="UBOB", user_name="bob"))
+        assert refused.status_code == 200
+        assert refused.json() == {
+            "response_type": "ephemeral",
+            "text": "⛔ You are not allowed to run incident commands; ask an incident lead.",
+        }
+        assert (await view(handle)).phase is Phase.DETECT
+        by_group = await post(http, form(f"ack {handle.id}", user_id="UCAROL"))
+        assert by_group.json()["text"].startswith("✅"), by_group.text
+        assert (await view(handle)).commander == "UCAROL"
