@@ -1,7 +1,13 @@
-"""The single notify activity: every outgoing message goes through here."""
+"""The notify activities: every outgoing message goes through here.
+
+``deliver_via`` delivers through one channel (what incidents use); ``notify``
+fans out to every channel in one activity (what incidents of the first release,
+still running, use).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -11,9 +17,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels import Channel
-from domain.models import Notification, NotifyResult
+from domain.models import ChannelDelivery, Notification, NotifyResult
 
 log = logging.getLogger("incidents.notify")
+
+HEARTBEAT_EVERY = timedelta(seconds=5)
+"""How often ``deliver_via`` heartbeats while a channel works (its heartbeat timeout is
+a few times this)."""
 
 
 class Notifier:
@@ -39,6 +49,7 @@ class Notifier:
         names = [channel.name for channel in self._channels]
         if len(set(names)) != len(names):
             raise ValueError(f"channel names must be unique, got {names}")
+        self._by_name = {channel.name: channel for channel in self._channels}
 
     @activity.defn(name="notify")
     async def notify(self, notification: Notification) -> NotifyResult:
@@ -64,6 +75,42 @@ class Notifier:
         if retry:
             raise _retry_error(retry)
         return _merge(done, self._channels)
+
+    @activity.defn(name="deliver_via")
+    async def deliver_via(self, delivery: ChannelDelivery) -> NotifyResult:
+        """Deliver one notification through one channel.
+
+        The incident runs one of these per channel, so a slow or failing channel
+        delays nobody else. A permanent failure (non-retryable ``ApplicationError``)
+        is returned as a failure; anything else is retried by Temporal. The activity
+        heartbeats while the channel works, so a worker that dies mid-delivery is
+        noticed in seconds rather than at the end of the start-to-close timeout.
+        """
+        channel = self._by_name.get(delivery.channel)
+        if channel is None:
+            return NotifyResult(failures=[f"{delivery.channel}: not configured on this worker"])
+        work = asyncio.ensure_future(channel.deliver(delivery.notification))
+        while True:
+            done, _ = await asyncio.wait({work}, timeout=HEARTBEAT_EVERY.total_seconds())
+            if done:
+                break
+            activity.heartbeat()
+        try:
+            result = work.result()
+        except ApplicationError as error:
+            if not error.non_retryable:
+                raise
+            result = NotifyResult(failures=[error.message])
+        return NotifyResult(
+            refs=result.refs,
+            failures=[f"{channel.name}: {failure}" for failure in result.failures],
+            sent=[f"{channel.name}: {sent}" for sent in result.sent],
+        )
+
+    @property
+    def channel_names(self) -> list[str]:
+        """The configured channels, in delivery order."""
+        return [channel.name for channel in self._channels]
 
 
 def _checkpoint() -> dict[str, NotifyResult]:

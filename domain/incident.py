@@ -39,6 +39,17 @@ class ClockMarks(_Model):
     """Whether the post-mortem deadline escalation went out."""
 
 
+class AutoTransition(_Model):
+    """A phase change the alerts asked for, applied once they stay settled."""
+
+    target: Phase
+    """Monitor or Resolve."""
+    since: datetime
+    """When every alert was last seen recovered; the change waits a settle window from here."""
+    actor: str
+    """The alert source that asked for it."""
+
+
 class IncidentState(_Model):
     """Everything the incident workflow remembers."""
 
@@ -91,15 +102,34 @@ class IncidentState(_Model):
     closed: bool = False
     """True once nothing is left to do; the workflow then completes."""
     alerts: dict[str, AlertState] = Field(default_factory=dict)
-    """Alerts joined to the incident, by deduplication key."""
+    """Alerts joined to the incident, by deduplication key (at most
+    ``workflows.alerts.MAX_TRACKED_ALERTS``; later keys are only counted)."""
+    alerts_untracked: int = 0
+    """Notifications of alert keys beyond the tracked ones (an alert storm)."""
+    alert_notifications: int = 0
+    """Every alert notification the incident received."""
+    auto_transition: AutoTransition | None = None
+    """A phase change asked for by recovered alerts, waiting for them to settle."""
     timeline: list[TimelineEvent] = Field(default_factory=list)
-    """Every event, in order."""
+    """The newest events, in order (at most ``workflows.timeline.KEPT`` plus a batch on its
+    way to the timeline archive; older ones are in the archive)."""
+    timeline_seq: int = 0
+    """Sequence number of the latest timeline entry."""
+    timeline_archived: int = 0
+    """Entries moved to the timeline archive (they are the oldest ones)."""
+    timeline_dropped: int = 0
+    """Entries lost because the archive could not take them for too long."""
     marks: ClockMarks
     """Which timers already fired."""
     refs: dict[str, str] = Field(default_factory=dict)
     """Delivery references returned by the notify activity (channel ids, message ts...)."""
     outbox: list[Notification] = Field(default_factory=list)
-    """Notifications queued but not yet delivered."""
+    """Notifications queued but not yet delivered by every channel (bounded by coalescing
+    informational ones, see ``workflows.delivery``)."""
+    channels: list[str] = Field(default_factory=list)
+    """Names of the worker's notification channels when the incident was declared."""
+    delivery_failed: bool = False
+    """Whether a page could not be delivered by some channel (``IncidentDeliveryFailed``)."""
     notification_seq: int = 0
     """Sequence of the last queued notification (keys are ``<id>/<seq>``)."""
     policy: Policy | None = None
@@ -170,6 +200,14 @@ class IncidentView(IncidentFacts):
     closed: bool = False
     """Whether nothing is left to do (the workflow has completed or is completing)."""
     alerts: list[AlertState] = Field(default_factory=list)
-    """Alerts joined to the incident."""
+    """Alerts joined to the incident (the tracked ones)."""
+    alerts_untracked: int = 0
+    """Notifications of alert keys beyond the tracked ones."""
+    alert_notifications: int = 0
+    """Every alert notification the incident received."""
     timeline: list[TimelineEvent] = Field(default_factory=list)
-    """Every event, in order."""
+    """The newest events, in order; ``timeline_archived`` older ones are in the archive."""
+    timeline_archived: int = 0
+    """Older entries moved to the timeline archive."""
+    delivery_failed: bool = False
+    """Whether a page could not be delivered by some channel."""

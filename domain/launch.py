@@ -15,6 +15,13 @@ from domain import search_attributes as sa
 from domain.models import Declaration, Phase, cap_text
 from domain.text import escape_markdown
 
+INCIDENT_WORKFLOW_TYPES = ("Incident", "IncidentWorkflow")
+"""Workflow types of incidents: today's, and the first release's (still finishing)."""
+INCIDENT_TYPES_QUERY = "WorkflowType IN ({})".format(
+    ", ".join(f"'{name}'" for name in INCIDENT_WORKFLOW_TYPES)
+)
+"""Visibility clause matching every incident, whichever workflow type runs it."""
+
 ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 """Characters of an incident ID's suffix (no 0/O, 1/I)."""
 
@@ -47,8 +54,8 @@ def initial_search_attributes(declaration: Declaration) -> TypedSearchAttributes
         [
             SearchAttributePair(sa.PHASE, Phase.DETECT.value),
             SearchAttributePair(sa.SEVERITY, declaration.severity.value),
-            SearchAttributePair(sa.SERVICE, declaration.service),
-            SearchAttributePair(sa.COMMANDER, declaration.commander or ""),
+            SearchAttributePair(sa.SERVICE, sa.keyword(declaration.service)),
+            SearchAttributePair(sa.COMMANDER, sa.keyword(declaration.commander or "")),
             SearchAttributePair(sa.SLA_BREACHED, False),
         ]
     )

@@ -79,6 +79,7 @@ class EventKind(StrEnum):
     RESOLVE_SLA_BREACHED = "resolve_sla_breached"
     ALERT_FIRED = "alert_fired"
     ALERT_RESOLVED = "alert_resolved"
+    ALERT_FLAPPING = "alert_flapping"
     RECURRENCE = "recurrence"
     NOTE = "note"
     DISMISSED = "dismissed"
@@ -104,6 +105,9 @@ class TimelineEvent(_Model):
     """Who caused it: a responder name, ``system`` for timers, or the alert source."""
     phase: Phase | None = None
     """Phase right after the event (the public status history is derived from it)."""
+    seq: int = 0
+    """Position in the incident's whole timeline, from 1 (0: recorded before numbering);
+    entries moved to the timeline archive keep theirs."""
 
 
 class AlertState(_Model):
@@ -125,6 +129,12 @@ class AlertState(_Model):
     """When the latest notification arrived (workflow time)."""
     started_at: datetime | None = None
     """The alert's own start time (``startsAt``), for time-to-detect."""
+    changed_at: datetime | None = None
+    """When it last started firing or recovered (workflow time)."""
+    flaps: int = 0
+    """Status changes that came within the settle window of the previous one."""
+    flap_entry: int | None = None
+    """Sequence number of the timeline entry that counts the current flapping."""
 
 
 class Declaration(_Model):
@@ -362,6 +372,21 @@ class Notification(_Model):
     """Who caused it."""
     refs: dict[str, str] = Field(default_factory=dict)
     """Delivery references from earlier notifications of this incident (channel ids, message ts)."""
+    pending: list[str] = Field(default_factory=list)
+    """Channels that have not delivered it yet (the incident's outbox only)."""
+    priority: bool = False
+    """Delivered before informational messages (pages, breaches, responders' messages)."""
+    coalesced: int = 0
+    """How many later informational messages of the same kind this one stands for."""
+
+
+class ChannelDelivery(_Model):
+    """Input of the ``deliver_via`` activity: one notification through one channel."""
+
+    channel: str
+    """Name of the channel that delivers it."""
+    notification: Notification
+    """What to deliver (its ``refs`` are the incident's references at hand-off)."""
 
 
 class NotifyResult(_Model):

@@ -93,6 +93,9 @@ class EscalationPolicy(_Strict):
     """Levels paged in order, starting when the acknowledge SLA is missed."""
     repeat: int = Field(default=2, ge=1, le=20)
     """How many times the whole chain is walked before giving up."""
+    fallback_targets: list[str] = Field(default_factory=lambda: ["@engineering-manager"])
+    """Who is paged instead when a page cannot be delivered (and the incident is flagged
+    ``IncidentDeliveryFailed``)."""
 
 
 class NotificationPolicy(_Strict):
@@ -132,6 +135,10 @@ class AlertPolicy(_Strict):
     """Whether all alerts recovering may resolve an incident nobody acknowledged."""
     recurrence_phase: Literal["Fix", "Investigate"] = "Fix"
     """Phase an incident returns to when an alert fires again during Monitor."""
+    settle_window: Duration = parse_duration("2m")
+    """How long every alert must stay recovered before the incident moves to Monitor (or
+    resolves) by itself; an alert flapping inside it changes no phase and is counted in
+    one timeline entry."""
 
 
 class Policy(_Strict):
@@ -150,6 +157,9 @@ class Policy(_Strict):
     max_history_events: int = Field(default=10_000, ge=50, le=50_000)
     """Continue-as-new once an incident's history reaches this many events (or when the
     server suggests it earlier), carrying the whole state into a fresh run."""
+    max_history_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=40 * 1024 * 1024)
+    """Continue-as-new once an incident's history reaches this size in bytes (Temporal
+    terminates a workflow at 50 MB)."""
 
     def for_severity(self, severity: Severity) -> SeverityPolicy:
         """The clocks of ``severity``."""

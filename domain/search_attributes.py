@@ -12,6 +12,8 @@ SLA_BREACHED = SearchAttributeKey.for_bool("IncidentSlaBreached")
 DETECTED_AT = SearchAttributeKey.for_datetime("IncidentDetectedAt")
 ACKNOWLEDGED_AT = SearchAttributeKey.for_datetime("IncidentAcknowledgedAt")
 RESOLVED_AT = SearchAttributeKey.for_datetime("IncidentResolvedAt")
+DELIVERY_FAILED = SearchAttributeKey.for_bool("IncidentDeliveryFailed")
+"""Set when a page could not be delivered through some channel (see the timeline)."""
 
 ALL = (
     PHASE,
@@ -22,8 +24,23 @@ ALL = (
     DETECTED_AT,
     ACKNOWLEDGED_AT,
     RESOLVED_AT,
+    DELIVERY_FAILED,
 )
 """Every custom search attribute, for registration on a server."""
+
+
+KEYWORD_BYTES = 256
+"""Longest Keyword search attribute value we write (Temporal refuses over 2,048 bytes and
+terminates the workflow; SQL visibility also refuses NUL)."""
+
+
+def keyword(value: str) -> str:
+    """``value`` fit for a Keyword search attribute: no NUL, at most :data:`KEYWORD_BYTES`."""
+    value = value.replace("\x00", "")
+    encoded = value.encode("utf-8")
+    if len(encoded) <= KEYWORD_BYTES:
+        return value
+    return encoded[:KEYWORD_BYTES].decode("utf-8", "ignore")
 
 
 def cli_flags() -> list[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -111,6 +113,10 @@ def outbox(tmp_path: Path) -> Outbox:
     return Outbox(tmp_path / "outbox.jsonl")
 
 
+ARCHIVE_DIR = Path(tempfile.gettempdir()) / f"incident-tests-{os.getpid()}" / "timelines"
+"""Timeline archive of the workers tests start."""
+
+
 def new_worker(
     client: Client,
     *,
@@ -118,7 +124,8 @@ def new_worker(
     channels: Sequence[Channel] = (),
     **options: Any,
 ) -> Worker:
-    """A worker on a fresh task queue."""
+    """A worker on a fresh task queue (its timeline archive in this run's scratch folder)."""
+    options.setdefault("archive_dir", ARCHIVE_DIR)
     return build_worker(
         client,
         task_queue=f"tq-{uuid.uuid4()}",

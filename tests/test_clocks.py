@@ -146,13 +146,16 @@ async def test_recurrence_during_monitor_goes_back_to_fix(
         await ack(handle)
         await move(handle, "fix")
         await handle.signal(IncidentWorkflow.alert_resolved, alert)
+        still_fixing = await view(handle)
+        await ts_env.sleep(POLICY.alerts.settle_window + timedelta(seconds=1))
         recovered = await view(handle)
         await ts_env.sleep(clocks.monitor_window / 2)
         await handle.signal(IncidentWorkflow.alert_fired, alert)
         await ts_env.sleep(clocks.monitor_window)
         incident = await view(handle)
 
-    assert recovered.phase is Phase.MONITOR, "all alerts recovered moves Fix to Monitor"
+    assert still_fixing.phase is Phase.FIX, "recovered alerts must settle before Monitor"
+    assert recovered.phase is Phase.MONITOR, "all alerts settled moves Fix to Monitor"
     assert incident.phase is Phase.FIX
     assert [e.kind for e in incident.timeline].count(EventKind.RECURRENCE) == 1
     assert incident.alerts[0].count == 2 and incident.alerts[0].firing

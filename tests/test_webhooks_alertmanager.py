@@ -126,7 +126,7 @@ async def _alertmanager(tmp_path: Path, webhook_port: int) -> AsyncIterator[str]
 
 
 async def _incidents(client: Client, task_queue: str) -> list[str]:
-    query = f"TaskQueue = '{task_queue}' AND WorkflowType = 'IncidentWorkflow'"
+    query = f"TaskQueue = '{task_queue}' AND WorkflowType = 'Incident'"
     return [execution.id async for execution in client.list_workflows(query)]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
@@ -19,13 +20,15 @@ from activities.status_provider import StatusPageChannel
 from activities.statuspage import AtlassianStatuspage, new_statuspage_client
 from activities.template_check import rehearse
 from activities.templates import standard_templates
+from activities.timeline_archive import TimelineArchive
 from domain.comms import SlackSettings, SmtpSettings, StatuspageSettings
 from domain.policy import Policy, load_policy
 from domain.settings import Settings
 from workflows.alert_group import AlertGroupWorkflow
 from workflows.incident import IncidentWorkflow
+from workflows.legacy.incident_v1 import LegacyIncidentWorkflow
 
-WORKFLOWS = [IncidentWorkflow, AlertGroupWorkflow]
+WORKFLOWS = [IncidentWorkflow, LegacyIncidentWorkflow, AlertGroupWorkflow]
 """Every workflow the incident worker runs (also what the replay tests replay)."""
 
 _POLICY_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="policy")
@@ -82,16 +85,26 @@ def build_worker(
     task_queue: str,
     policy: Policy,
     channels: Sequence[Channel],
+    archive_dir: Path = Path(".data") / "timelines",
     **worker_options: Any,
 ) -> Worker:
-    """A worker running incident workflows and their activities on ``task_queue``."""
+    """A worker running incident workflows and their activities on ``task_queue``.
+
+    ``archive_dir`` holds the timeline archive (older timeline entries of every
+    incident); replicas of the worker share it.
+    """
+    notifier = Notifier(channels)
+    setup = PolicyActivities(policy, notifier.channel_names)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=[
-            PolicyActivities(policy).current_policy,
-            Notifier(channels).notify,
+            setup.current_policy,
+            setup.worker_setup,
+            notifier.notify,
+            notifier.deliver_via,
+            TimelineArchive(archive_dir).archive,
         ],
         activity_executor=_POLICY_EXECUTOR,
         **worker_options,

@@ -27,6 +27,7 @@ class ClockKind(StrEnum):
     MONITOR_END = "monitor window end"
     POSTMORTEM_REMINDER = "post-mortem reminder"
     POSTMORTEM_DEADLINE = "post-mortem deadline"
+    ALERTS_SETTLED = "alerts settled"
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,13 @@ def monitor_until(state: IncidentState, policy: Policy) -> datetime | None:
     return state.marks.monitor_started_at + policy.for_severity(state.severity).monitor_window
 
 
+def alerts_settled_at(state: IncidentState, policy: Policy) -> datetime | None:
+    """When recovered alerts may move the incident on by themselves, if they asked to."""
+    if state.auto_transition is None or not state.phase.is_open:
+        return None
+    return state.auto_transition.since + policy.alerts.settle_window
+
+
 def postmortem_required(state: IncidentState, policy: Policy) -> bool:
     """Whether this incident owes a post-mortem (decided by its final severity)."""
     return state.phase is Phase.RESOLVE and policy.for_severity(state.severity).postmortem_required
@@ -115,6 +123,9 @@ def armed_clocks(state: IncidentState, policy: Policy) -> list[Clock]:
     monitor_end = monitor_until(state, policy)
     if monitor_end is not None:
         clocks.append(Clock(ClockKind.MONITOR_END, monitor_end))
+    settled = alerts_settled_at(state, policy)
+    if settled is not None:
+        clocks.append(Clock(ClockKind.ALERTS_SETTLED, settled))
     due = postmortem_due_at(state, policy)
     if due is not None and state.postmortem_recorded_at is None:
         if not marks.postmortem_reminded:

@@ -1,25 +1,40 @@
-"""The incident workflow: one long-lived workflow per production incident."""
+"""The incident workflow: one long-lived workflow per production incident (type ``Incident``).
+
+Built to stay small and responsive whatever arrives: the timeline, alerts and
+outbox in its state are bounded (:mod:`workflows.timeline`,
+:mod:`workflows.outbox`, :data:`MAX_TRACKED_ALERTS`), clocks keep firing while
+it continues as new, each notification channel delivers on its own, and every
+command re-checks its transition after its last ``await``.
+
+Patch decisions, when this workflow needs them, are made first thing in
+``run``, before the worker-setup local activity: a query during the first task
+can split that task, and only code before any ``await`` runs in the same
+activation on replay.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.notify import Notifier
     from activities.policy import PolicyActivities
+    from activities.timeline_archive import ArchiveInput, TimelineArchive
     from domain.durations import format_duration
-    from domain.incident import IncidentState, IncidentSummary, IncidentView
+    from domain.incident import AutoTransition, IncidentState, IncidentSummary, IncidentView
     from domain.models import (
         INCIDENT_CLOSED_SIGNAL,
         AcknowledgeInput,
         AlertEvent,
         AlertState,
+        ChannelDelivery,
         CommandResult,
         Declaration,
         DismissInput,
@@ -34,22 +49,30 @@ with workflow.unsafe.imports_passed_through():
         PostmortemInput,
         SeverityInput,
         StatusUpdateInput,
-        TimelineEvent,
         _Model,
         cap_text,
     )
     from domain.policy import Policy, SeverityPolicy
-    from workflows import clocks, presentation, transitions
+    from workflows import clocks, outbox, presentation, timeline, transitions
     from workflows.clocks import Clock, ClockKind
 
-NOTIFY_RETRY = RetryPolicy(
+SYSTEM = "system"
+MAX_TRACKED_ALERTS = 100
+"""Alert keys an incident tracks one by one; later keys (an alert storm) are counted."""
+CLOSED_TRIGGER_SIGNAL = "trigger_after_close"
+"""Signal to the alert group: an alert fired at an incident that had already closed."""
+
+DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=1),
 )
-SYSTEM = "system"
-FIRE_CLOCKS_ONE_AT_A_TIME = "fire-clocks-one-at-a-time"
-"""Patch: due clocks are re-derived after each one fires (histories before it fire a batch)."""
+DELIVERY_ATTEMPT = timedelta(minutes=2)
+"""One attempt of one channel: several Slack calls, or an SMTP exchange of up to 30 s."""
+DELIVERY_HEARTBEAT = timedelta(seconds=20)
+"""A worker that dies mid-delivery is noticed this fast (the activity beats every 5 s)."""
+DELIVERY_GIVE_UP = timedelta(minutes=30)
+"""A channel that fails this long gives the message up (pages then go to the fallback)."""
 
 
 class IncidentInput(_Model):
@@ -58,7 +81,18 @@ class IncidentInput(_Model):
     declaration: Declaration
     """What was declared (kept for reference across runs)."""
     carried: IncidentState | None = None
-    """Full state from the previous run, when continuing as new."""
+    """State from the previous run, when continuing as new (bounded, see module doc)."""
+
+
+class ClosedTrigger(_Model):
+    """Payload of :data:`CLOSED_TRIGGER_SIGNAL`: a trigger a closed incident handed back."""
+
+    alert: AlertEvent
+    """The alert that fired."""
+    closed_incident: str
+    """The incident that had already been resolved or dismissed."""
+    declaration: Declaration
+    """How that incident was declared; the group opens the next one the same way."""
 
 
 class CommandRejected(ValueError):
@@ -70,13 +104,19 @@ def _reject_if(reason: str | None) -> None:
         raise CommandRejected(reason)
 
 
-@workflow.defn
+def _recheck(reason: str | None) -> None:
+    """Reject from inside a handler: another command of the same task got there first."""
+    if reason is not None:
+        raise ApplicationError(reason, type="CommandRejected", non_retryable=True)
+
+
+@workflow.defn(name="Incident")
 class IncidentWorkflow:
     """Drives one incident through Detect → Investigate → Fix → Monitor → Resolve.
 
     Responders act through validated updates; monitoring talks through signals.
     Every deadline is derived from the state (see :mod:`workflows.clocks`) and
-    waited on with a single durable timer at a time.
+    waited on with a single durable timer, re-armed only when it changes.
     """
 
     @workflow.init
@@ -87,11 +127,14 @@ class IncidentWorkflow:
             self._s = IncidentState.declare(
                 workflow.info().workflow_id, input.declaration, workflow.now()
             )
+        self._declaration = input.declaration
         self._wake = False
-        self._delivering = False
         self._published: dict[str, object] = {}
         self._alert_group = input.declaration.alert_group
-        self._group_told: asyncio.Task[None] | None = None
+        self._signals_out: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[str, str] = {}
+        """Channel → key of the message it is delivering right now."""
+        self._archiving = False
 
     # ----------------------------------------------------------------- run
 
@@ -99,58 +142,71 @@ class IncidentWorkflow:
     async def run(self, input: IncidentInput) -> IncidentView:
         """Run the incident until it is closed, continuing as new when history grows."""
         if self._s.policy is None:
-            self._s.policy = await workflow.execute_local_activity_method(
-                PolicyActivities.current_policy,
+            setup = await workflow.execute_local_activity_method(
+                PolicyActivities.worker_setup,
                 start_to_close_timeout=timedelta(seconds=10),
-                summary="Load response policy",
+                summary="Load response policy and channels",
             )
+            self._s.policy = setup.policy
+            self._s.channels = setup.channels
             self._announce_declaration()
         workflow.upsert_memo({"title": self._s.title})
-        delivery = asyncio.create_task(self._deliver_notifications())
+        workers = [asyncio.create_task(self._deliver(name)) for name in self._s.channels]
+        workers.append(asyncio.create_task(self._archive()))
         continue_as_new = await self._run_clocks()
-        await workflow.wait_condition(self._settled)
-        delivery.cancel()
         if continue_as_new:
+            # Deliveries and archiving resume in the next run (both are idempotent):
+            # waiting for a failing channel here would stop every clock meanwhile.
+            for worker in workers:
+                worker.cancel()
+            await workflow.wait_condition(self._handlers_done)
             workflow.continue_as_new(IncidentInput(declaration=input.declaration, carried=self._s))
+        await workflow.wait_condition(lambda: not self._s.outbox and self._handlers_done())
+        for worker in workers:
+            worker.cancel()
         self._publish()
         return self.view()
 
-    def _settled(self) -> bool:
-        """Nothing in flight: no notification, no handler, no message to the alert group."""
+    def _handlers_done(self) -> bool:
+        return not self._signals_out and workflow.all_handlers_finished()
+
+    def _history_full(self) -> bool:
+        info = workflow.info()
         return (
-            not self._s.outbox
-            and not self._delivering
-            and (self._group_told is None or self._group_told.done())
-            and workflow.all_handlers_finished()
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self.policy.max_history_events
+            or info.get_current_history_size() >= self.policy.max_history_bytes
         )
 
     async def _run_clocks(self) -> bool:
         """Fire due deadlines and sleep until the next one; True means continue-as-new."""
-        while True:
-            self._fire_due_clocks()
-            self._publish()
-            if self._s.closed:
-                return False
-            info = workflow.info()
-            if (
-                info.is_continue_as_new_suggested()
-                or info.get_current_history_length() >= self.policy.max_history_events
-            ):
-                return True
-            armed = clocks.armed_clocks(self._s, self.policy)
-            self._wake = False
-            if not armed:
-                await workflow.wait_condition(lambda: self._wake)
-                continue
-            upcoming = armed[0]
-            try:
-                await workflow.wait_condition(
-                    lambda: self._wake,
-                    timeout=max(upcoming.when - workflow.now(), timedelta(milliseconds=1)),
-                    timeout_summary=upcoming.label,
-                )
-            except TimeoutError:
-                pass
+        timer: asyncio.Task[None] | None = None
+        armed_for: Clock | None = None
+        try:
+            while True:
+                self._fire_due_clocks()
+                self._publish()
+                if self._s.closed:
+                    return False
+                if self._history_full():
+                    return True
+                armed = clocks.armed_clocks(self._s, self.policy)
+                upcoming = armed[0] if armed else None
+                if timer is not None and (timer.done() or upcoming != armed_for):
+                    timer.cancel()
+                    timer = None
+                if upcoming is not None and timer is None:
+                    delay = max(upcoming.when - workflow.now(), timedelta(milliseconds=1))
+                    timer = asyncio.create_task(workflow.sleep(delay, summary=upcoming.label))
+                    armed_for = upcoming
+                self._wake = False
+                await workflow.wait_condition(self._woken_by(timer))
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _woken_by(self, timer: asyncio.Task[None] | None) -> Callable[[], bool]:
+        return lambda: self._wake or (timer is not None and timer.done()) or self._history_full()
 
     @property
     def policy(self) -> Policy:
@@ -165,11 +221,6 @@ class IncidentWorkflow:
     # -------------------------------------------------------------- clocks
 
     def _fire_due_clocks(self) -> None:
-        if not workflow.patched(FIRE_CLOCKS_ONE_AT_A_TIME):
-            for clock in clocks.armed_clocks(self._s, self.policy):
-                if clock.when <= workflow.now():
-                    self._fire(clock)
-            return
         # Re-derive after each firing: one clock can disarm another that was due at the
         # same wake-up (a Monitor auto-resolve ends the resolve SLA, for instance).
         while True:
@@ -187,6 +238,7 @@ class IncidentWorkflow:
             ClockKind.MONITOR_END: self._monitor_window_passed,
             ClockKind.POSTMORTEM_REMINDER: self._postmortem_reminder,
             ClockKind.POSTMORTEM_DEADLINE: self._postmortem_overdue,
+            ClockKind.ALERTS_SETTLED: self._alerts_settled,
         }
         handlers[clock.kind]()
 
@@ -256,6 +308,18 @@ class IncidentWorkflow:
         )
         self._notify(NotificationKind.POSTMORTEM_OVERDUE, targets=targets, actor=SYSTEM)
 
+    def _alerts_settled(self) -> None:
+        pending = self._s.auto_transition
+        self._s.auto_transition = None
+        if pending is None or self._any_alert_firing():
+            return
+        window = format_duration(self.policy.alerts.settle_window)
+        note = f"all alerts recovered and stayed so for {window}"
+        if pending.target is Phase.RESOLVE:
+            self._resolve(pending.actor, note)
+        elif self._s.phase in (Phase.INVESTIGATE, Phase.FIX):
+            self._enter(Phase.MONITOR, pending.actor, note, informational=True)
+
     # ------------------------------------------------------------- updates
 
     async def _ready(self) -> None:
@@ -269,6 +333,7 @@ class IncidentWorkflow:
     async def acknowledge(self, command: AcknowledgeInput) -> CommandResult:
         """Take the incident as commander; stops escalation and enters Investigate."""
         await self._ready()
+        _recheck(transitions.check_acknowledge(self._s))
         now = workflow.now()
         self._s.commander = command.commander or command.responder
         self._s.acknowledged_at = now
@@ -285,14 +350,18 @@ class IncidentWorkflow:
     @acknowledge.validator
     def _validate_acknowledge(self, command: AcknowledgeInput) -> None:
         _reject_if(transitions.check_responder(command.responder))
+        if command.commander is not None:
+            _reject_if(transitions.check_name(command.commander, "commander"))
         _reject_if(transitions.check_acknowledge(self._s))
 
     @workflow.update
     async def set_phase(self, command: PhaseInput) -> CommandResult:
         """Move to another phase (Resolve included)."""
         await self._ready()
+        _recheck(transitions.check_phase(self._s, command.phase))
         target = transitions.parse_phase(command.phase)
         assert target is not None
+        self._s.auto_transition = None
         if target is Phase.RESOLVE:
             self._resolve(command.responder, command.note)
         else:
@@ -308,11 +377,13 @@ class IncidentWorkflow:
     async def dismiss(self, command: DismissInput) -> CommandResult:
         """Close a false alarm from Detect or Investigate."""
         await self._ready()
+        _recheck(transitions.check_dismiss(self._s, command.reason))
         reason = cap_text(command.reason)
         self._s.phase = Phase.DISMISSED
         self._s.dismissed_reason = reason
         self._s.resolved_at = workflow.now()
         self._s.closed = True
+        self._s.auto_transition = None
         self._tell_alert_group()
         self._record(
             EventKind.DISMISSED, f"dismissed as a false alarm: {reason}", command.responder
@@ -329,6 +400,7 @@ class IncidentWorkflow:
     async def change_severity(self, command: SeverityInput) -> CommandResult:
         """Change severity; SLA deadlines are recomputed from the declaration time."""
         await self._ready()
+        _recheck(transitions.check_severity(self._s, command.severity))
         severity = transitions.parse_severity(command.severity)
         assert severity is not None
         previous = self._s.severity
@@ -348,6 +420,7 @@ class IncidentWorkflow:
     async def post_update(self, command: StatusUpdateInput) -> CommandResult:
         """Post a stakeholder update now; restarts the update interval."""
         await self._ready()
+        _recheck(transitions.check_update(self._s, command.text))
         if command.impact is not None:
             self._s.impact = cap_text(command.impact)
         if command.eta is not None:
@@ -372,7 +445,8 @@ class IncidentWorkflow:
     async def add_note(self, command: NoteInput) -> CommandResult:
         """Add a note to the timeline."""
         await self._ready()
-        self._record(EventKind.NOTE, cap_text(command.text), command.responder)
+        _recheck(transitions.check_note(self._s, command.text))
+        self._record(EventKind.NOTE, command.text, command.responder)
         return self._result(f"note added to {self._s.id}")
 
     @add_note.validator
@@ -384,6 +458,7 @@ class IncidentWorkflow:
     async def record_postmortem(self, command: PostmortemInput) -> CommandResult:
         """Record the post-mortem; the incident is then closed."""
         await self._ready()
+        _recheck(self._check_postmortem())
         self._s.postmortem_url = cap_text(command.url, 2000) if command.url else None
         self._s.postmortem_recorded_at = workflow.now()
         self._s.closed = True
@@ -398,8 +473,11 @@ class IncidentWorkflow:
     @record_postmortem.validator
     def _validate_record_postmortem(self, command: PostmortemInput) -> None:
         _reject_if(transitions.check_responder(command.responder))
+        _reject_if(self._check_postmortem())
+
+    def _check_postmortem(self) -> str | None:
         required = self._s.policy is not None and clocks.postmortem_required(self._s, self.policy)
-        _reject_if(transitions.check_postmortem(self._s, required))
+        return transitions.check_postmortem(self._s, required)
 
     # ------------------------------------------------------------- signals
 
@@ -407,77 +485,160 @@ class IncidentWorkflow:
     async def alert_fired(self, alert: AlertEvent) -> None:
         """A monitoring alert fired (again); during Monitor this is a recurrence."""
         await self._ready()
-        now = workflow.now()
-        known = self._s.alerts.get(alert.key)
-        summary = cap_text(alert.summary or alert.key, 500)
+        self._s.alert_notifications += 1
+        self._wake = True
+        if not self._s.phase.is_open:
+            self._hand_back(alert)
+            return
+        known = self._track(alert)
         if known is None:
-            known = AlertState(
-                key=alert.key,
-                source=alert.source,
-                summary=summary,
-                first_at=now,
-                last_at=now,
-                started_at=alert.started_at,
-            )
-            self._s.alerts[alert.key] = known
-            if alert.started_at and (
-                self._s.detected_at is None or alert.started_at < self._s.detected_at
-            ):
-                self._s.detected_at = alert.started_at
+            return
         was_firing = known.firing and known.count > 0
         known.count += 1
-        known.last_at = now
-        known.summary = summary
+        known.last_at = workflow.now()
+        known.summary = cap_text(alert.summary or alert.key, 300)
         known.firing = True
-        if not was_firing:
-            self._record(EventKind.ALERT_FIRED, f"alert firing: {summary}", alert.source)
+        self._s.auto_transition = None
+        if not was_firing and not self._flapped(known):
+            self._record(EventKind.ALERT_FIRED, f"alert firing: {known.summary}", alert.source)
         if self._s.phase is Phase.MONITOR:
             target = Phase(self.policy.alerts.recurrence_phase)
             self._record(
-                EventKind.RECURRENCE, f"recurrence during Monitor: {summary}", alert.source
+                EventKind.RECURRENCE, f"recurrence during Monitor: {known.summary}", alert.source
             )
             self._enter(target, alert.source, "", notify=False)
-            self._notify(NotificationKind.RECURRENCE, text=summary, actor=alert.source)
-        self._wake = True
+            self._notify(
+                NotificationKind.RECURRENCE,
+                text=known.summary,
+                actor=alert.source,
+                informational=True,
+            )
 
     @workflow.signal
     async def alert_resolved(self, alert: AlertEvent) -> None:
-        """A monitoring alert recovered; when all have, the policy decides what follows."""
+        """A monitoring alert recovered; once all stay recovered, the policy decides."""
         await self._ready()
-        known = self._s.alerts.get(alert.key)
+        self._s.alert_notifications += 1
+        known = self._s.alerts.get(cap_text(alert.key, 300))
         if known is None or not known.firing:
             return
         known.firing = False
         known.last_at = workflow.now()
-        self._record(EventKind.ALERT_RESOLVED, f"alert recovered: {known.summary}", alert.source)
-        self._notify(NotificationKind.ALERT_RECOVERED, text=known.summary, actor=alert.source)
-        if any(state.firing for state in self._s.alerts.values()):
-            return
-        self._on_all_alerts_recovered(alert.source)
         self._wake = True
+        if not self._flapped(known):
+            self._record(
+                EventKind.ALERT_RESOLVED, f"alert recovered: {known.summary}", alert.source
+            )
+            self._notify(
+                NotificationKind.ALERT_RECOVERED,
+                text=known.summary,
+                actor=alert.source,
+                informational=True,
+            )
+        if not self._any_alert_firing():
+            self._on_all_alerts_recovered(alert.source, quiet=known.flaps > 0)
 
-    def _on_all_alerts_recovered(self, source: str) -> None:
+    def _track(self, alert: AlertEvent) -> AlertState | None:
+        """The alert's state, created on its first notification; None past the cap."""
+        key = cap_text(alert.key, 300)
+        known = self._s.alerts.get(key)
+        if known is not None:
+            return known
+        if len(self._s.alerts) >= MAX_TRACKED_ALERTS:
+            if self._s.alerts_untracked == 0:
+                self._record(
+                    EventKind.NOTE,
+                    f"more than {MAX_TRACKED_ALERTS} distinct alerts joined; later ones are "
+                    "counted, not listed, and no longer move the incident by themselves",
+                    alert.source,
+                )
+            self._s.alerts_untracked += 1
+            return None
+        now = workflow.now()
+        known = AlertState(
+            key=key,
+            source=alert.source,
+            summary=cap_text(alert.summary or alert.key, 300),
+            first_at=now,
+            last_at=now,
+            started_at=alert.started_at,
+        )
+        self._s.alerts[key] = known
+        if alert.started_at and (
+            self._s.detected_at is None or alert.started_at < self._s.detected_at
+        ):
+            self._s.detected_at = alert.started_at
+        return known
+
+    def _flapped(self, known: AlertState) -> bool:
+        """Count a re-firing alert's status change that came within the settle window.
+
+        Returns True when the change was counted as flapping (one timeline entry per
+        burst, its count kept current) rather than recorded on its own.
+        """
+        now = workflow.now()
+        previous, known.changed_at = known.changed_at, now
+        window = self.policy.alerts.settle_window
+        if previous is None or now - previous >= window or known.count < 2:
+            known.flaps = 0
+            known.flap_entry = None
+            return False
+        known.flaps += 1
+        text = (
+            f"alert flapping: {known.summary} — {known.flaps} status changes, each within "
+            f"{format_duration(window)} of the last; phases wait until it settles"
+        )
+        entry = timeline.entry(self._s, known.flap_entry)
+        if entry is not None:
+            entry.text = cap_text(text, timeline.ENTRY_TEXT)
+            entry.at = now
+        else:
+            known.flap_entry = self._record(EventKind.ALERT_FLAPPING, text, known.source).seq
+        return True
+
+    def _any_alert_firing(self) -> bool:
+        return self._s.alerts_untracked > 0 or any(a.firing for a in self._s.alerts.values())
+
+    def _on_all_alerts_recovered(self, source: str, *, quiet: bool) -> None:
         rule = self.policy.alerts
         phase = self._s.phase
         if not phase.is_open or rule.on_all_recovered == "none":
             return
         if phase is Phase.DETECT and not rule.resolve_unacknowledged:
-            self._record(
-                EventKind.NOTE,
-                "all alerts recovered; still waiting for a human to acknowledge",
-                SYSTEM,
-            )
+            if not quiet:
+                self._record(
+                    EventKind.NOTE,
+                    "all alerts recovered; still waiting for a human to acknowledge",
+                    SYSTEM,
+                )
             return
         if rule.on_all_recovered == "resolve" or phase is Phase.DETECT:
-            self._resolve(source, "all alerts recovered")
+            target = Phase.RESOLVE
         elif phase in (Phase.INVESTIGATE, Phase.FIX):
-            self._enter(Phase.MONITOR, source, "all alerts recovered")
+            target = Phase.MONITOR
+        else:
+            return
+        self._s.auto_transition = AutoTransition(target=target, since=workflow.now(), actor=source)
+
+    def _hand_back(self, alert: AlertEvent) -> None:
+        """A trigger for a closed incident: its alert group opens the next incident."""
+        if not self._alert_group:
+            return
+        group = workflow.get_external_workflow_handle(self._alert_group)
+        trigger = ClosedTrigger(
+            alert=alert,
+            closed_incident=self._s.id,
+            declaration=self._declaration.model_copy(
+                update={"detected_at": alert.started_at, "related_incident": self._s.id}
+            ),
+        )
+        self._send(group.signal(CLOSED_TRIGGER_SIGNAL, trigger), f"alert group {group.id}")
 
     # --------------------------------------------------------------- query
 
     @workflow.query
     def view(self) -> IncidentView:
-        """The incident as responders see it: facts, deadlines and timeline."""
+        """The incident as responders see it: facts, deadlines and the newest timeline."""
         return presentation.view_of(self._s)
 
     @workflow.query
@@ -507,7 +668,15 @@ class IncidentWorkflow:
         targets = [self.policy.notifications.incidents_channel, *self._s.targets]
         return list(dict.fromkeys(target for target in targets if target))
 
-    def _enter(self, phase: Phase, actor: str, note: str, *, notify: bool = True) -> None:
+    def _enter(
+        self,
+        phase: Phase,
+        actor: str,
+        note: str,
+        *,
+        notify: bool = True,
+        informational: bool = False,
+    ) -> None:
         previous = self._s.phase
         self._s.phase = phase
         if phase is Phase.MONITOR:
@@ -516,10 +685,13 @@ class IncidentWorkflow:
         text = f"{previous.value} → {phase.value}" + (f": {note}" if note else "")
         self._record(EventKind.PHASE_CHANGED, text, actor)
         if notify:
-            self._notify(NotificationKind.PHASE_CHANGED, text=note, actor=actor)
+            self._notify(
+                NotificationKind.PHASE_CHANGED, text=note, actor=actor, informational=informational
+            )
 
     def _resolve(self, actor: str, note: str) -> None:
         self._enter(Phase.RESOLVE, actor, note, notify=False)
+        self._s.auto_transition = None
         self._tell_alert_group()
         self._s.resolved_at = workflow.now()
         due = clocks.postmortem_due_at(self._s, self.policy)
@@ -543,21 +715,28 @@ class IncidentWorkflow:
         """Tell the alert group that opened this incident, so its next trigger opens a new one."""
         if not self._alert_group:
             return
-        handle = workflow.get_external_workflow_handle(self._alert_group)
+        group = workflow.get_external_workflow_handle(self._alert_group)
         closed = IncidentClosed(incident_id=self._s.id, phase=self._s.phase.value)
+        self._send(group.signal(INCIDENT_CLOSED_SIGNAL, closed), f"alert group {group.id}")
 
-        async def tell() -> None:
+    def _send(self, signal: Any, whom: str) -> None:
+        """Signal another workflow in the background; waited for before the run ends."""
+
+        async def send() -> None:
             try:
-                await handle.signal(INCIDENT_CLOSED_SIGNAL, closed)
+                await signal
             except FailureError:
                 # The group is gone (idle-completed): there is nobody left to tell.
-                workflow.logger.info("alert group %s not reachable", self._alert_group)
+                workflow.logger.info("%s not reachable", whom)
 
-        self._group_told = asyncio.create_task(tell())
+        task = asyncio.create_task(send())
+        self._signals_out.add(task)
+        task.add_done_callback(self._signals_out.discard)
 
-    def _record(self, kind: EventKind, text: str, actor: str | None = SYSTEM) -> None:
-        self._s.timeline.append(
-            _event(at=workflow.now(), kind=kind, text=text, actor=actor, phase=self._s.phase)
+    def _record(self, kind: EventKind, text: str, actor: str | None = SYSTEM) -> Any:
+        self._wake = True
+        return timeline.append(
+            self._s, at=workflow.now(), kind=kind, text=text, actor=actor, phase=self._s.phase
         )
 
     def _notify(
@@ -567,50 +746,99 @@ class IncidentWorkflow:
         targets: list[str] | None = None,
         text: str = "",
         actor: str | None = SYSTEM,
+        informational: bool = False,
     ) -> None:
         self._s.notification_seq += 1
-        self._s.outbox.append(
-            Notification(
-                key=f"{self._s.id}/{self._s.notification_seq}",
-                kind=kind,
-                incident=self.facts(),
-                at=workflow.now(),
-                targets=[target for target in targets or [] if target],
-                text=text,
-                actor=actor,
-            )
+        notification = Notification(
+            key=f"{self._s.id}/{self._s.notification_seq}",
+            kind=kind,
+            incident=self.facts(),
+            at=workflow.now(),
+            targets=[target for target in targets or [] if target],
+            text=text,
+            actor=actor,
+            priority=not informational,
         )
+        dropped = outbox.enqueue(self._s, notification, started=self._started)
+        if dropped is not None:
+            self._record(
+                EventKind.NOTIFICATION_FAILED,
+                f"{dropped.kind.value} notification dropped: the outbox is full",
+            )
 
-    async def _deliver_notifications(self) -> None:
-        """Deliver queued notifications in order, one activity each."""
+    def _started(self, key: str) -> bool:
+        return key in self._in_flight.values()
+
+    # ------------------------------------------------------------ delivery
+
+    async def _deliver(self, channel: str) -> None:
+        """Deliver the outbox through ``channel``, one message at a time, forever."""
         while True:
-            await workflow.wait_condition(lambda: bool(self._s.outbox))
-            notification = self._s.outbox[0]
-            notification.refs = dict(self._s.refs)
-            self._delivering = True
+            await workflow.wait_condition(lambda: outbox.pending_for(self._s, channel))
+            notification = outbox.next_for(self._s, channel)
+            assert notification is not None
+            self._in_flight[channel] = notification.key
             try:
-                result = await workflow.execute_activity_method(
-                    Notifier.notify,
-                    notification,
-                    start_to_close_timeout=timedelta(seconds=30),
-                    schedule_to_close_timeout=timedelta(minutes=10),
-                    retry_policy=NOTIFY_RETRY,
-                    summary=f"notify: {notification.kind.value} {', '.join(notification.targets)}",
-                )
-                self._s.refs.update(result.refs)
-                for failure in result.failures:
-                    self._record(EventKind.NOTIFICATION_FAILED, failure)
-                for sent in result.sent:
-                    self._record(EventKind.NOTIFICATION_SENT, sent)
-            except ActivityError as error:
-                cause = str(error.cause) if error.cause else str(error)
-                self._record(
-                    EventKind.NOTIFICATION_FAILED,
-                    f"{notification.kind.value} notification not delivered: {cause}",
-                )
+                await self._deliver_one(channel, notification)
             finally:
-                self._s.outbox.pop(0)
-                self._delivering = False
+                del self._in_flight[channel]
+
+    async def _deliver_one(self, channel: str, notification: Notification) -> None:
+        handoff = notification.model_copy(update={"refs": dict(self._s.refs), "pending": []})
+        try:
+            result = await workflow.execute_activity_method(
+                Notifier.deliver_via,
+                ChannelDelivery(channel=channel, notification=handoff),
+                start_to_close_timeout=DELIVERY_ATTEMPT,
+                heartbeat_timeout=DELIVERY_HEARTBEAT,
+                schedule_to_close_timeout=DELIVERY_GIVE_UP,
+                retry_policy=DELIVERY_RETRY,
+                summary=f"{channel}: {notification.kind.value} {', '.join(notification.targets)}",
+            )
+        except ActivityError as error:
+            cause = str(error.cause) if error.cause else str(error)
+            failure = f"{channel}: {notification.kind.value} notification not delivered: {cause}"
+            outbox.delivered(self._s, notification, channel)
+            self._record(EventKind.NOTIFICATION_FAILED, failure)
+            self._page_failed(notification, failure)
+            return
+        outbox.delivered(self._s, notification, channel)
+        self._s.refs.update(result.refs)
+        for failure in result.failures:
+            self._record(EventKind.NOTIFICATION_FAILED, failure)
+            self._page_failed(notification, failure)
+        for sent in result.sent:
+            self._record(EventKind.NOTIFICATION_SENT, sent)
+
+    def _page_failed(self, notification: Notification, failure: str) -> None:
+        """Flag the incident and page the fallback targets instead, once per page."""
+        if notification.kind is not NotificationKind.PAGE:
+            return
+        workflow.logger.error("incident %s: page not delivered: %s", self._s.id, failure)
+        self._s.delivery_failed = True
+        fallback = [t for t in self.policy.escalation.fallback_targets if t]
+        if not fallback or notification.targets == fallback:
+            return
+        self._record(
+            EventKind.ESCALATION_PAGE,
+            f"paged the fallback {', '.join(fallback)}: a page to "
+            f"{', '.join(notification.targets)} was not delivered",
+        )
+        self._notify(NotificationKind.PAGE, targets=fallback, text="fallback: " + notification.text)
+
+    async def _archive(self) -> None:
+        """Move the oldest timeline entries to the archive, a batch at a time, forever."""
+        while True:
+            await workflow.wait_condition(lambda: bool(timeline.due_for_archive(self._s)))
+            batch = timeline.due_for_archive(self._s)
+            through = await workflow.execute_activity_method(
+                TimelineArchive.archive,
+                ArchiveInput(incident_id=self._s.id, events=batch),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=DELIVERY_RETRY,
+                summary=f"archive timeline entries {batch[0].seq}–{batch[-1].seq}",
+            )
+            timeline.archived(self._s, min(through, batch[-1].seq))
 
     def _publish(self) -> None:
         """Keep search attributes and current details in step with the state."""
@@ -623,9 +851,3 @@ class IncidentWorkflow:
         if updates:
             workflow.upsert_search_attributes(updates)
         workflow.set_current_details(presentation.details_of(self._s))
-
-
-def _event(
-    *, at: datetime, kind: EventKind, text: str, actor: str | None, phase: Phase
-) -> TimelineEvent:
-    return TimelineEvent(at=at, kind=kind, text=text, actor=actor, phase=phase)

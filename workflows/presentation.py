@@ -60,7 +60,11 @@ def view_of(state: IncidentState) -> IncidentView:
         pages_sent=state.marks.pages_sent,
         closed=state.closed,
         alerts=list(state.alerts.values()),
+        alerts_untracked=state.alerts_untracked,
+        alert_notifications=state.alert_notifications,
         timeline=list(state.timeline),
+        timeline_archived=state.timeline_archived,
+        delivery_failed=state.delivery_failed,
     )
 
 
@@ -114,6 +118,8 @@ def details_of(state: IncidentState) -> str:
         rows.append(f"**Post-mortem due:** {_when(facts.postmortem_due_at)}")
     if state.sla_breached:
         rows.append("**SLA breached**")
+    if state.delivery_failed:
+        rows.append("**A page could not be delivered** (see the timeline)")
     return "\n".join(rows)
 
 
@@ -124,10 +130,11 @@ def search_attribute_values(
     return (
         (sa.PHASE, state.phase.value),
         (sa.SEVERITY, state.severity.value),
-        (sa.SERVICE, state.service),
-        (sa.COMMANDER, state.commander or ""),
+        (sa.SERVICE, sa.keyword(state.service)),
+        (sa.COMMANDER, sa.keyword(state.commander or "")),
         (sa.SLA_BREACHED, state.sla_breached),
         (sa.DETECTED_AT, state.detected_at or state.declared_at),
         (sa.ACKNOWLEDGED_AT, state.acknowledged_at),
         (sa.RESOLVED_AT, state.resolved_at),
+        (sa.DELIVERY_FAILED, state.delivery_failed),
     )

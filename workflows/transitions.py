@@ -149,8 +149,23 @@ def check_postmortem(state: IncidentState, required: bool) -> str | None:
     return None
 
 
+MAX_NAME = 100
+"""Longest responder or commander name (it becomes a search attribute and a Slack mention)."""
+
+
+def check_name(name: str, what: str) -> str | None:
+    """A person's name: not empty, at most :data:`MAX_NAME` characters, printable."""
+    if not name.strip():
+        return f"the {what} name is empty"
+    if len(name) > MAX_NAME:
+        return f"the {what} name is {len(name)} characters long; at most {MAX_NAME} are allowed"
+    if not name.isprintable():
+        return f"the {what} name contains control or non-printable characters"
+    return None
+
+
 def check_responder(responder: str) -> str | None:
     """Every command names who issued it."""
     if not responder.strip():
         return "the responder name is empty (use --as NAME or INCIDENT_USER)"
-    return None
+    return check_name(responder, "responder")

@@ -1,0 +1,104 @@
+"""How an incident presents itself: facts for messages, the query view, the
+Temporal UI's current details and search attributes. Pure functions of the state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from temporalio.common import SearchAttributeKey
+
+from domain import search_attributes as sa
+from domain.incident import IncidentState, IncidentView
+from domain.models import IncidentFacts
+from domain.text import escape_markdown
+from workflows.legacy import clocks_v1 as clocks
+
+
+def facts_of(state: IncidentState) -> IncidentFacts:
+    """The incident's facts with its derived deadlines."""
+    policy = state.policy
+    severity = policy.for_severity(state.severity) if policy else None
+    return IncidentFacts(
+        id=state.id,
+        title=state.title,
+        severity=state.severity,
+        phase=state.phase,
+        service=state.service,
+        commander=state.commander,
+        impact=state.impact,
+        eta=state.eta,
+        description=state.description,
+        declared_at=state.declared_at,
+        detected_at=state.detected_at,
+        acknowledged_at=state.acknowledged_at,
+        resolved_at=state.resolved_at,
+        ack_deadline=clocks.ack_deadline(state, policy) if policy else None,
+        resolve_deadline=clocks.resolve_deadline(state, policy) if policy else None,
+        next_update_at=clocks.next_update_at(state, policy) if policy else None,
+        update_interval_seconds=severity.update_interval.total_seconds() if severity else None,
+        postmortem_due_at=clocks.postmortem_due_at(state, policy) if policy else None,
+        postmortem_url=state.postmortem_url,
+        related_incident=state.related_incident,
+        links=list(state.links),
+        status_page_url=policy.notifications.status_page_url if policy else "",
+    )
+
+
+def view_of(state: IncidentState) -> IncidentView:
+    """What the ``view`` query returns: facts, deadlines, alerts and timeline."""
+    policy = state.policy
+    return IncidentView(
+        **facts_of(state).model_dump(),
+        declared_by=state.declared_by,
+        source=state.source,
+        sla_breached=state.sla_breached,
+        dismissed_reason=state.dismissed_reason,
+        routing_rule=state.routing_rule,
+        monitor_until=clocks.monitor_until(state, policy) if policy else None,
+        postmortem_recorded_at=state.postmortem_recorded_at,
+        pages_sent=state.marks.pages_sent,
+        closed=state.closed,
+        alerts=list(state.alerts.values()),
+        timeline=list(state.timeline),
+    )
+
+
+def _when(value: datetime | None) -> str:
+    return "—" if value is None else f"{value:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def details_of(state: IncidentState) -> str:
+    """The current details shown on the workflow's page in the Temporal UI."""
+    facts = facts_of(state)
+    rows = [
+        f"**{facts.severity.value} · {facts.phase.value}** — {escape_markdown(facts.title)}",
+        f"**IC:** {escape_markdown(facts.commander or 'unassigned')}",
+    ]
+    if facts.phase.is_open:
+        rows.append(
+            f"**Ack by:** {_when(facts.ack_deadline)} · "
+            f"**Resolve by:** {_when(facts.resolve_deadline)}"
+        )
+        rows.append(f"**Next update:** {_when(facts.next_update_at)}")
+    if facts.postmortem_due_at and not state.closed:
+        rows.append(f"**Post-mortem due:** {_when(facts.postmortem_due_at)}")
+    if state.sla_breached:
+        rows.append("**SLA breached**")
+    return "\n".join(rows)
+
+
+def search_attribute_values(
+    state: IncidentState,
+) -> tuple[tuple[SearchAttributeKey[Any], Any], ...]:
+    """The value each custom search attribute should have (None: unset)."""
+    return (
+        (sa.PHASE, state.phase.value),
+        (sa.SEVERITY, state.severity.value),
+        (sa.SERVICE, sa.keyword(state.service)),
+        (sa.COMMANDER, sa.keyword(state.commander or "")),
+        (sa.SLA_BREACHED, state.sla_breached),
+        (sa.DETECTED_AT, state.detected_at or state.declared_at),
+        (sa.ACKNOWLEDGED_AT, state.acknowledged_at),
+        (sa.RESOLVED_AT, state.resolved_at),
+    )

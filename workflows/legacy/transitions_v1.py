@@ -1,0 +1,155 @@
+"""Which responder commands are legal in which phase, with the reason when not.
+
+Each ``check_*`` returns ``None`` when the command is allowed, or a message
+saying why not and what is allowed instead. The workflow's update validators
+raise these messages, so a rejected command writes nothing to history.
+"""
+
+from __future__ import annotations
+
+from domain.incident import IncidentState
+from domain.models import Phase, Severity
+from workflows.transitions import check_responder as current_check_responder
+
+MOVES: dict[Phase, tuple[Phase, ...]] = {
+    Phase.DETECT: (),
+    Phase.INVESTIGATE: (Phase.FIX, Phase.MONITOR, Phase.RESOLVE),
+    Phase.FIX: (Phase.INVESTIGATE, Phase.MONITOR, Phase.RESOLVE),
+    Phase.MONITOR: (Phase.INVESTIGATE, Phase.FIX, Phase.RESOLVE),
+    Phase.RESOLVE: (),
+    Phase.DISMISSED: (),
+}
+"""Phase changes a responder may request, by current phase (acknowledge leaves Detect)."""
+
+DISMISSABLE = (Phase.DETECT, Phase.INVESTIGATE)
+COMMAND_PHASES = (Phase.INVESTIGATE, Phase.FIX, Phase.MONITOR, Phase.RESOLVE)
+
+
+def parse_phase(name: str) -> Phase | None:
+    """A phase from its case-insensitive name, or None."""
+    for phase in Phase:
+        if phase.value.lower() == name.strip().lower():
+            return phase
+    return None
+
+
+def parse_severity(name: str) -> Severity | None:
+    """A severity from its case-insensitive name, or None."""
+    try:
+        return Severity(name.strip().upper())
+    except ValueError:
+        return None
+
+
+def _closed_reason(state: IncidentState) -> str | None:
+    if state.phase is Phase.DISMISSED:
+        return f"{state.id} was dismissed as a false alarm ({state.dismissed_reason})"
+    if state.phase is Phase.RESOLVE:
+        return f"{state.id} is resolved"
+    return None
+
+
+def _listing(phases: tuple[Phase, ...]) -> str:
+    return ", ".join(phase.value.lower() for phase in phases) or "none"
+
+
+def check_acknowledge(state: IncidentState) -> str | None:
+    """Acknowledging is only possible in Detect."""
+    closed = _closed_reason(state)
+    if closed:
+        return f"cannot acknowledge: {closed}"
+    if state.phase is not Phase.DETECT:
+        return (
+            f"{state.id} is already acknowledged by {state.commander} "
+            f"(phase {state.phase.value}); nothing to do"
+        )
+    return None
+
+
+def check_phase(state: IncidentState, name: str) -> str | None:
+    """A phase change must be one of :data:`MOVES`."""
+    target = parse_phase(name)
+    if target is None or target not in COMMAND_PHASES:
+        return f"unknown phase {name!r}; use one of: {_listing(COMMAND_PHASES)}"
+    closed = _closed_reason(state)
+    if closed:
+        return f"cannot move to {target.value}: {closed}"
+    if state.phase is Phase.DETECT:
+        return (
+            f"cannot move {state.id} from Detect to {target.value}: acknowledge it first "
+            f"(incident ack {state.id}), or dismiss it as a false alarm"
+        )
+    if target is state.phase:
+        return f"{state.id} is already in {target.value}"
+    allowed = MOVES[state.phase]
+    if target not in allowed:
+        return (
+            f"cannot move {state.id} from {state.phase.value} to {target.value}; "
+            f"allowed from {state.phase.value}: {_listing(allowed)}"
+        )
+    return None
+
+
+def check_dismiss(state: IncidentState, reason: str) -> str | None:
+    """Only unconfirmed incidents (Detect, Investigate) can be dismissed, with a reason."""
+    if not reason.strip():
+        return "a reason is required to dismiss an incident"
+    if state.phase not in DISMISSABLE:
+        return (
+            f"cannot dismiss {state.id} in phase {state.phase.value}: only incidents in "
+            "Detect or Investigate can be dismissed as false alarms"
+        )
+    return None
+
+
+def check_severity(state: IncidentState, name: str) -> str | None:
+    """Severity changes need a known severity and an open incident."""
+    severity = parse_severity(name)
+    if severity is None:
+        return f"unknown severity {name!r}; use one of: {', '.join(s.value for s in Severity)}"
+    closed = _closed_reason(state)
+    if closed:
+        return f"cannot change severity: {closed}"
+    if severity is state.severity:
+        return f"{state.id} is already {severity.value}"
+    return None
+
+
+def check_update(state: IncidentState, text: str) -> str | None:
+    """Stakeholder updates are for open incidents."""
+    if not text.strip():
+        return "an update needs some text"
+    closed = _closed_reason(state)
+    if closed:
+        return f"cannot post an update: {closed}"
+    return None
+
+
+def check_note(state: IncidentState, text: str) -> str | None:
+    """Notes are welcome until the incident is closed."""
+    if not text.strip():
+        return "a note needs some text"
+    if state.closed:
+        return f"{state.id} is closed"
+    return None
+
+
+def check_postmortem(state: IncidentState, required: bool) -> str | None:
+    """A post-mortem is recorded once, after Resolve, when one is owed."""
+    if state.phase is Phase.DISMISSED:
+        return f"{state.id} was dismissed; no post-mortem is needed"
+    if state.phase.is_open:
+        return (
+            f"{state.id} is still open (phase {state.phase.value}); "
+            "a post-mortem is recorded after Resolve"
+        )
+    if state.postmortem_recorded_at is not None:
+        return f"the post-mortem of {state.id} is already recorded ({state.postmortem_url})"
+    if not required:
+        return f"{state.id} ({state.severity.value}) does not require a post-mortem"
+    return None
+
+
+def check_responder(responder: str) -> str | None:
+    """Every command names who issued it (validated as today: it only rejects)."""
+    return current_check_responder(responder)
