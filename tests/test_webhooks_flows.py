@@ -31,7 +31,7 @@ ROUTED = policy_from_mapping(
                     "targets": ["#team-blue"],
                 },
             ]
-        }
+        },
     }
 )
 
@@ -169,9 +169,7 @@ async def test_trigger_right_after_resolve_always_opens_a_linked_repeat(webhook_
     """
     async with webhook_harness(policy=QUICK) as hooks:
         payload, fingerprint = _unique(webhook_fixture("alertmanager_firing"))
-        current = (await hooks.post("alertmanager", payload)).json()["incidents"][0][
-            "incident_id"
-        ]
+        current = (await hooks.post("alertmanager", payload)).json()["incidents"][0]["incident_id"]
         group = hooks.client.get_workflow_handle_for(
             AlertGroupWorkflow.run, alert_group_id("alertmanager", fingerprint)
         )
@@ -274,7 +272,7 @@ ACKNOWLEDGING = policy_from_mapping(
         "routing": {
             **ROUTED.routing.model_dump(include={"rules"}),
             "webhooks": {"pagerduty_acknowledge": True},
-        }
+        },
     }
 )
 
