@@ -8,22 +8,33 @@ shell. The unreachable-server case also runs the installed console script.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import socket
 import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
+from domain.launch import initial_search_attributes, memo
+from domain.models import Declaration, NoteInput, Severity
+from domain.policy import Policy
 from starters.cli import app
+from starters.incidents import new_incident_id
 from tests.conftest import new_worker
+from tests.helpers import declare
+from workflows.alert_group import AlertGroupWorkflow, GroupInput, alert_group_id
+from workflows.incident import IncidentInput, IncidentWorkflow
 
 ID = re.compile(r"^INC-\d{8}-[2-9A-HJ-NP-Z]{4}$")
 T = TypeVar("T")
@@ -220,7 +231,9 @@ async def test_declare_and_walk_an_incident_through_every_phase(cli: Cli) -> Non
 async def test_the_workflow_refuses_impossible_commands_with_its_reason(
     cli: Cli, dev_env: WorkflowEnvironment
 ) -> None:
-    declared = await cli.json("declare", "[bold]Login[/bold] \x1b[31mslow", "-s", "P2")
+    declared = await cli.json(
+        "declare", "[bold]Login[/bold] \x1b[31mslow\u202e\u200b\u2066", "-s", "P2"
+    )
     incident = declared["incident_id"]
     assert declared["phase"] == "Detect" and ID.match(incident)
     before = await cli.json("show", incident)
@@ -237,7 +250,8 @@ async def test_the_workflow_refuses_impossible_commands_with_its_reason(
     assert "already acknowledged by alice" in await cli.refused("ack", incident)
 
     shown = (await cli.ok("show", incident)).stdout
-    assert "[bold]Login[/bold] [31mslow" in shown and "\x1b" not in shown
+    assert "[bold]Login[/bold] [31mslow\n" in shown and "\x1b" not in shown
+    assert not {"\u202e", "\u200b", "\u2066"} & set(shown)
 
     await cli.ok("dismiss", incident, "--reason", "synthetic check misconfigured")
     await dev_env.client.get_workflow_handle(incident).result()
@@ -250,10 +264,100 @@ async def test_unknown_incident_and_bad_input(cli: Cli) -> None:
     missing = "INC-20000101-ZZZZ"
     for command in (("show", missing), ("ack", missing), ("note", missing, "hi")):
         assert f"incident {missing} not found" in await cli.refused(*command)
-    assert "title is required" in await cli.refused("declare", "  ", "--severity", "P1")
-    assert "P9" in (await cli("declare", "x", "--severity", "P9")).output
-    assert (await cli("declare", "x", "--severity", "P9")).exit_code == 2
-    assert (await cli("postmortem", missing, "--url", "https://x")).exit_code == 2
+
+    def one_line(stderr: str) -> str:
+        assert stderr.startswith("error: ") and stderr.count("\n") == 1, stderr
+        assert "╭" not in stderr and "Usage:" not in stderr
+        return stderr
+
+    usage_errors = {
+        ("declare", "", "--severity", "P1"): "Invalid value for 'TITLE': must not be empty",
+        ("declare", "  ", "--severity", "P1"): "Invalid value for 'TITLE': must not be empty",
+        ("show", ""): "Invalid value for 'ID': must not be empty (see: incident show --help)",
+        ("ack", " "): "Invalid value for 'ID': must not be empty",
+        ("declare", "x", "--severity", "P9"): "'P9' is not one of",
+        ("postmortem", missing, "--url", "https://x"): "--url is recorded with --done",
+        ("show",): "Missing argument 'ID'.",
+        ("sideways",): "No such command 'sideways'. (see: incident --help)",
+    }
+    for command, message in usage_errors.items():
+        assert message in one_line(await cli.refused(*command, code=2)), command
+
+
+async def test_an_id_of_another_kind_is_not_an_incident(
+    cli: Cli, dev_env: WorkflowEnvironment, terminate_later: list[Any]
+) -> None:
+    group = await dev_env.client.start_workflow(
+        AlertGroupWorkflow.run,
+        GroupInput(source="generic", key="checkout-5xx"),
+        id=alert_group_id("generic", f"checkout-5xx-{uuid.uuid4()}"),
+        task_queue=cli.env["INCIDENT_TASK_QUEUE"] or "",
+    )
+    terminate_later.append(group)
+    for command in (("show", group.id), ("show", group.id, "--json"), ("ack", group.id)):
+        stderr = await cli.refused(*command)
+        assert stderr.count("\n") == 1, stderr
+        assert f"{group.id} is not an incident: it is an alert group" in stderr
+
+
+async def test_an_incident_that_ended_without_closing_says_so(
+    cli: Cli, dev_env: WorkflowEnvironment
+) -> None:
+    incident = (await cli.ok("declare", "History too large", "-s", "P1")).stdout.strip()
+    handle = dev_env.client.get_workflow_handle(incident)
+    await handle.terminate(reason="Workflow history size exceeds limit.")
+    for command in (("show", incident), ("show", incident, "--json"), ("postmortem", incident)):
+        stderr = await cli.refused(*command)
+        assert f"incident {incident} was terminated at " in stderr
+        assert "(Workflow history size exceeds limit.)" in stderr
+        assert "no longer escalates" in stderr and "last phase Detect" in stderr
+    assert "was terminated" in await cli.refused("ack", incident)
+
+    declaration = Declaration(title="nobody ran it", severity=Severity.P3, declared_by="alice")
+    timed_out = await dev_env.client.start_workflow(
+        IncidentWorkflow.run,
+        IncidentInput(declaration=declaration),
+        id=new_incident_id(),
+        task_queue=f"nobody-polls-{uuid.uuid4()}",
+        execution_timeout=timedelta(seconds=1),
+        search_attributes=initial_search_attributes(declaration),
+        memo=memo(declaration),
+    )
+    with contextlib.suppress(WorkflowFailureError):
+        await timed_out.result()
+    assert f"incident {timed_out.id} was timed out" in await cli.refused("show", timed_out.id)
+
+    async def listed_as_ended() -> None:
+        rows = await cli.json("list", "--all", "--limit", "1000")
+        assert (listed(rows, incident) or {}).get("status") == "terminated"
+        assert (listed(rows, timed_out.id) or {}).get("status") == "timed_out"
+        assert not listed(await cli.json("list"), incident)
+
+    await eventually(listed_as_ended)
+    table = (await cli.ok("list", "--all", "--limit", "1000")).stdout
+    [line] = [line for line in table.splitlines() if incident in line]
+    assert "Detect TERMINATED" in line
+    [line] = [line for line in table.splitlines() if timed_out.id in line]
+    assert "Detect TIMED OUT" in line
+
+
+async def test_list_all_shows_an_incident_once_after_continue_as_new(
+    cli: Cli, dev_env: WorkflowEnvironment, terminate_later: list[Any]
+) -> None:
+    async with new_worker(dev_env.client, policy=Policy(max_history_events=50)) as worker:
+        handle = await declare(dev_env.client, worker, title="Long-running", severity=Severity.P3)
+        terminate_later.append(handle)
+        for number in range(15):
+            note = NoteInput(responder="alice", text=f"note {number}")
+            await handle.execute_update(IncidentWorkflow.add_note, note)
+        first = dev_env.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+        assert (await first.describe()).status is WorkflowExecutionStatus.CONTINUED_AS_NEW
+
+        async def listed_once() -> None:
+            rows = await cli.json("list", "--all", "--limit", "1000")
+            assert [row["status"] for row in rows if row["id"] == handle.id] == ["running"]
+
+        await eventually(listed_once)
 
 
 async def test_a_silent_worker_times_out_with_advice(
@@ -269,6 +373,22 @@ async def test_a_silent_worker_times_out_with_advice(
         assert "no answer within 1s" in stderr and "worker running" in stderr
     finally:
         await dev_env.client.get_workflow_handle(incident).terminate("test cleanup")
+
+
+async def test_a_worker_starting_just_after_declare_is_not_reported_missing(
+    cli: Cli, dev_env: WorkflowEnvironment, terminate_later: list[Any]
+) -> None:
+    """A worker whose poller is not registered yet when ``declare`` checks (the old flake)."""
+    worker = new_worker(dev_env.client)
+    declaring = asyncio.create_task(
+        cli("declare", "worker starting", "-s", "P3", INCIDENT_TASK_QUEUE=worker.task_queue)
+    )
+    await asyncio.sleep(0.5)
+    async with worker:
+        declared = await declaring
+        assert declared.exit_code == 0, declared.output
+        terminate_later.append(dev_env.client.get_workflow_handle(declared.stdout.strip()))
+    assert "warning" not in declared.stderr, declared.stderr
 
 
 async def run_script(*args: str, env: dict[str, str | None]) -> tuple[int, bytes, bytes]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from typer.core import TyperGroup
 
 from domain.connection import exit_process
 from domain.models import (
@@ -39,7 +40,62 @@ from workflows.incident import IncidentWorkflow
 
 DEFAULT_TIMEOUT = 30.0
 
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors as one line on stderr (exit 2), instead of Typer's multi-line box."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the CLI like :meth:`click.Command.main`, reporting errors in one line."""
+        try:
+            code = super().main(
+                args,
+                prog_name,
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
+        except typer.TyperException as error:  # typer's click exceptions: usage errors...
+            if not standalone_mode:
+                raise
+            # ...and the help shown for a bare `incident` (already printed; cf. typer#1278).
+            if type(error).__name__ != "NoArgsIsHelpError":
+                render.print_error(_one_line(error))
+            code = error.exit_code
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            render.print_error("aborted")
+            code = 1
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(error: typer.TyperException) -> str:
+    message = " ".join(error.format_message().split())
+    ctx = getattr(error, "ctx", None)
+    if ctx is not None:  # a usage error
+        message += f" (see: {ctx.command_path} --help)"
+    return message
+
+
+def _not_empty(value: str) -> str:
+    if not value.strip():
+        raise typer.BadParameter("must not be empty")
+    return value
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="incident",
     help=(
         "Declare and drive incidents running on Temporal.\n\n"
@@ -64,7 +120,8 @@ AsOption = Annotated[
     ),
 ]
 IncidentId = Annotated[
-    str, typer.Argument(metavar="ID", help="Incident ID, e.g. INC-20261126-7QK3.")
+    str,
+    typer.Argument(metavar="ID", help="Incident ID, e.g. INC-20261126-7QK3.", callback=_not_empty),
 ]
 
 
@@ -155,7 +212,12 @@ def _act(
 
 @app.command()
 def declare(
-    title: Annotated[str, typer.Argument(help="What is broken, in a few words.")],
+    title: Annotated[
+        str,
+        typer.Argument(
+            metavar="TITLE", help="What is broken, in a few words.", callback=_not_empty
+        ),
+    ],
     severity: Annotated[
         Severity,
         typer.Option("--severity", "-s", case_sensitive=False, help="P0 (worst) to P3."),
@@ -175,8 +237,6 @@ def declare(
     """Declare a new incident and print its ID."""
 
     async def action(incidents: Incidents) -> None:
-        if not title.strip():
-            raise CliError("a title is required, e.g. incident declare 'Checkout returns 500s'")
         declaration = Declaration(
             title=cap_text(title.strip(), 300),
             severity=severity,
@@ -190,7 +250,7 @@ def declare(
         )
         task_queue = _settings().task_queue
         incident_id = await incidents.declare(declaration, task_queue=task_queue)
-        if not await incidents.has_worker(task_queue):
+        if not await incidents.has_worker(task_queue, incident_id):
             render.print_warning(
                 f"no worker is polling task queue {task_queue!r} on {incidents.target}; "
                 f"{incident_id} starts when one does (make run, or incident-worker "

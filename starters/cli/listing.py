@@ -6,9 +6,9 @@ from datetime import datetime
 
 from temporalio.client import Client, WorkflowExecution
 
+from domain import launch
 from domain import search_attributes as sa
 from domain.models import Phase, Severity, _Model
-from workflows.incident import IncidentWorkflow
 
 
 class IncidentSummary(_Model):
@@ -29,7 +29,8 @@ class IncidentSummary(_Model):
     sla_breached: bool = False
     """Whether an SLA was missed (``IncidentSlaBreached``)."""
     status: str
-    """Workflow status: running, completed, terminated, ..."""
+    """Workflow status: running, completed, or how it ended abnormally: terminated,
+    failed, timed_out, canceled (its clocks then stopped)."""
     detected_at: datetime | None = None
     """When the problem was detected, or declared (``IncidentDetectedAt``)."""
     acknowledged_at: datetime | None = None
@@ -40,8 +41,11 @@ class IncidentSummary(_Model):
 
 def list_query(*, include_closed: bool, phase: Phase | None, severity: Severity | None) -> str:
     """The visibility query for the filters (values come from enums, so need no escaping)."""
-    clauses = [f"WorkflowType = '{IncidentWorkflow.__name__}'"]
-    if not include_closed:
+    clauses = [launch.INCIDENT_TYPES_QUERY]
+    if include_closed:
+        # A run that continued as new is the same incident as its successor.
+        clauses.append("ExecutionStatus != 'ContinuedAsNew'")
+    else:
         clauses.append("ExecutionStatus = 'Running'")
     if phase is not None:
         clauses.append(f"{sa.PHASE.name} = '{phase.value}'")

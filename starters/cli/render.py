@@ -1,14 +1,14 @@
 """Human and JSON output of the CLI.
 
 Incident text comes from responders and alerts, so it is untrusted: control
-characters (terminal escapes) are stripped and it is always wrapped in
-:class:`rich.text.Text`, never parsed as Rich markup.
+characters (terminal escapes), bidi controls and zero-width characters are
+stripped and it is always wrapped in :class:`rich.text.Text`, never parsed as
+Rich markup.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,10 +20,10 @@ from rich.text import Text
 
 from domain.incident import IncidentView
 from domain.models import CommandResult, Phase, Severity
+from domain.text import strip_unsafe
 from starters.cli.listing import IncidentSummary
 from workflows.transitions import DISMISSABLE, MOVES
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SEVERITY_STYLE = {"P0": "bold white on red", "P1": "bold red", "P2": "yellow", "P3": "cyan"}
 _PHASE_STYLE = {
     "Detect": "bold red",
@@ -36,9 +36,8 @@ _PHASE_STYLE = {
 
 
 def safe(text: str | None, *, single_line: bool = False) -> str:
-    """Untrusted text with control characters removed (and newlines folded if asked)."""
-    cleaned = _CONTROL.sub("", text or "")
-    return " ".join(cleaned.split()) if single_line else cleaned
+    """Untrusted text without control, bidi or zero-width characters (newlines folded if asked)."""
+    return strip_unsafe(text, single_line=single_line)
 
 
 def _stdout() -> Console:
@@ -161,6 +160,8 @@ def print_list(rows: Sequence[IncidentSummary], *, include_closed: bool, now: da
     cells: list[list[Text]] = []
     for row in rows:
         phase = _phase(row.phase)
+        if row.status not in ("running", "completed"):
+            phase.append(f" {row.status.replace('_', ' ').upper()}", style="bold red")
         if row.sla_breached:
             phase.append(" SLA!", style="bold red")
         cells.append(

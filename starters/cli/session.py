@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from datetime import UTC
 from typing import TypeVar
 
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.workflowservice.v1 import (
+    DescribeTaskQueueRequest,
+    GetWorkflowExecutionHistoryReverseRequest,
+)
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
@@ -20,8 +27,10 @@ from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
+from domain import search_attributes as sa
 from domain.connection import TemporalUnavailable, connect
 from domain.incident import IncidentView
+from domain.launch import INCIDENT_WORKFLOW_TYPES
 from domain.models import CommandResult, Declaration, Phase, ResponderCommand, Severity
 from starters.cli.listing import IncidentSummary, list_incidents
 from starters.incidents import start_incident
@@ -34,6 +43,17 @@ EXIT_REJECTED = 1
 """The incident said no (rejected command, unknown or closed incident, bad input)."""
 EXIT_UNAVAILABLE = 2
 """Temporal or the incident worker could not be reached."""
+
+WORKER_GRACE = 2.0
+"""Seconds ``declare`` waits for a worker to show up before warning that none polls."""
+
+ENDED_ABNORMALLY = {
+    WorkflowExecutionStatus.TERMINATED: "terminated",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.TIMED_OUT: "timed out",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+}
+"""How an incident workflow can end without closing: its clocks and escalations stopped."""
 
 _T = TypeVar("_T")
 CommandT = TypeVar("CommandT", bound=ResponderCommand)
@@ -108,23 +128,62 @@ class Incidents:
             return handle.id
         raise CliError("could not find a free incident ID; try again")
 
-    async def has_worker(self, task_queue: str) -> bool:
-        """Whether a worker polled ``task_queue`` recently (a hint, not a guarantee)."""
+    async def has_worker(self, task_queue: str, incident_id: str) -> bool:
+        """Whether a worker serves ``task_queue`` (a hint, not a guarantee).
+
+        A worker that has just started may not have polled yet, so for up to
+        :data:`WORKER_GRACE` seconds this waits for a poller to show up or for
+        the new incident's first workflow task to be picked up.
+        """
         request = DescribeTaskQueueRequest(
             namespace=self._client.namespace,
             task_queue=TaskQueue(name=task_queue),
             task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
         )
+        handle = self._handle(incident_id)
+        deadline = asyncio.get_running_loop().time() + WORKER_GRACE
         try:
-            response = await self._bounded(
-                self._client.workflow_service.describe_task_queue(request)
-            )
+            while True:
+                response = await self._bounded(
+                    self._client.workflow_service.describe_task_queue(request)
+                )
+                if response.pollers:
+                    return True
+                # Started, scheduled, started: a worker took the first task.
+                if (await self._bounded(handle.describe())).history_length > 2:
+                    return True
+                if asyncio.get_running_loop().time() > deadline:
+                    return False
+                await asyncio.sleep(0.1)
         except (RPCError, CliError):
             return True  # cannot tell: do not warn
-        return bool(response.pollers)
+
+    async def describe(self, incident_id: str) -> WorkflowExecutionDescription:
+        """The incident's workflow, checked to be an incident.
+
+        Raises:
+            CliError: not found, or the ID belongs to another kind of workflow.
+        """
+        try:
+            description = await self._bounded(self._handle(incident_id).describe())
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND and not _namespace_missing(error):
+                raise CliError(f"incident {incident_id} not found on {self.target}") from None
+            raise self._rpc_error(error) from None
+        if description.workflow_type not in INCIDENT_WORKFLOW_TYPES:
+            raise CliError(not_an_incident(incident_id, description.workflow_type))
+        return description
 
     async def view(self, incident_id: str) -> IncidentView:
-        """The incident's state and timeline (closed incidents too, while a worker runs)."""
+        """The incident's state and timeline (closed incidents too, while a worker runs).
+
+        Raises:
+            CliError: also when the incident's workflow ended without closing
+                (terminated, failed, timed out): what it last showed is stale.
+        """
+        description = await self.describe(incident_id)
+        if description.status in ENDED_ABNORMALLY:
+            raise CliError(await self._ended_abnormally(incident_id, description))
         try:
             return await self._bounded(self._handle(incident_id).query(IncidentWorkflow.view))
         except WorkflowQueryFailedError as error:
@@ -136,6 +195,8 @@ class Incidents:
         self, incident_id: str, update: Update[CommandT], command: CommandT
     ) -> CommandResult:
         """Send a responder command; the workflow validates it and says why when it refuses."""
+        if not incident_id.startswith("INC-"):
+            await self.describe(incident_id)  # an alert group's ID, say: not an incident
         try:
             return await self._bounded(self._handle(incident_id).execute_update(update, command))
         except WorkflowUpdateFailedError as error:
@@ -186,14 +247,55 @@ class Incidents:
             if _namespace_missing(missing):
                 return self._rpc_error(missing)
             return CliError(f"incident {incident_id} not found on {self.target}")
-        if description.workflow_type != IncidentWorkflow.__name__:
-            return CliError(
-                f"{incident_id} is not an incident (workflow type {description.workflow_type})"
-            )
+        if description.workflow_type not in INCIDENT_WORKFLOW_TYPES:
+            return CliError(not_an_incident(incident_id, description.workflow_type))
+        if description.status in ENDED_ABNORMALLY:
+            return CliError(await self._ended_abnormally(incident_id, description))
         status = description.status.name.lower() if description.status else "closed"
         return CliError(
             f"incident {incident_id} is closed ({status}); see `incident show {incident_id}`"
         )
+
+    async def _ended_abnormally(
+        self, incident_id: str, description: WorkflowExecutionDescription
+    ) -> str:
+        """Say plainly that the incident's workflow ended without closing, when and why."""
+        assert description.status is not None
+        how = ENDED_ABNORMALLY[description.status]
+        when = (
+            f" at {description.close_time.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+            if description.close_time
+            else ""
+        )
+        reason = await self._end_reason(incident_id, description.run_id)
+        attributes = description.typed_search_attributes
+        phase = attributes.get(sa.PHASE) or "unknown"
+        severity = attributes.get(sa.SEVERITY) or "?"
+        return (
+            f"incident {incident_id} was {how}{when}{f' ({reason})' if reason else ''}: "
+            f"it no longer escalates, pages or sends updates (last phase {phase}, "
+            f"severity {severity}). Declare a new incident if the problem persists."
+        )
+
+    async def _end_reason(self, incident_id: str, run_id: str) -> str:
+        """The termination reason or failure message from the run's last event, if any."""
+        request = GetWorkflowExecutionHistoryReverseRequest(
+            namespace=self._client.namespace,
+            execution=WorkflowExecution(workflow_id=incident_id, run_id=run_id),
+            maximum_page_size=1,
+        )
+        try:
+            response = await self._bounded(
+                self._client.workflow_service.get_workflow_execution_history_reverse(request)
+            )
+        except (RPCError, CliError):
+            return ""
+        for event in response.history.events:
+            if event.HasField("workflow_execution_terminated_event_attributes"):
+                return event.workflow_execution_terminated_event_attributes.reason
+            if event.HasField("workflow_execution_failed_event_attributes"):
+                return event.workflow_execution_failed_event_attributes.failure.message
+        return ""
 
     def _rpc_error(self, error: RPCError) -> CliError:
         code = EXIT_REJECTED
@@ -205,6 +307,12 @@ class Incidents:
         ) or _namespace_missing(error):
             code = EXIT_UNAVAILABLE
         return CliError(f"Temporal at {self.target}: {error.message}", exit_code=code)
+
+
+def not_an_incident(workflow_id: str, workflow_type: str) -> str:
+    """What to say when an ID names another kind of workflow."""
+    kind = "an alert group" if workflow_type.startswith("AlertGroup") else "a workflow"
+    return f"{workflow_id} is not an incident: it is {kind} ({workflow_type})"
 
 
 def _namespace_missing(error: RPCError) -> bool:
