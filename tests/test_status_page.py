@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import fastapi
 import httpx
@@ -16,15 +18,22 @@ import uvicorn
 from jinja2.exceptions import UndefinedError
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import (
+    HandleQueryInput,
+    Interceptor,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
 
 from domain.comms import StatusPagePolicy
-from domain.models import AcknowledgeInput, PhaseInput, Severity
+from domain.models import AcknowledgeInput, Declaration, PhaseInput, Severity
 from domain.policy import Policy
+from starters.incidents import new_incident_id, start_incident
 from starters.status_page import status_page_router
 from tests.helpers import Handle, declare
 from workers.devserver import local_environment
 from workers.wiring import build_worker
-from workflows.incident import IncidentWorkflow
+from workflows.incident import IncidentInput, IncidentWorkflow
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 HOSTILE = '<script>alert(1)</script><img src=x onerror="alert(2)"> & "checkout"'
@@ -40,6 +49,25 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--hide-scrollbars",
 ]
+
+
+QUERIES: list[str] = []
+"""Names of the queries the module's worker answered."""
+
+
+class _RecordQueries(WorkflowInboundInterceptor):
+    def handle_query(self, input: HandleQueryInput) -> Any:
+        QUERIES.append(input.query)
+        return super().handle_query(input)
+
+
+class RecordQueries(Interceptor):
+    """Records every query the worker answers, to see what the page asks incidents."""
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        return _RecordQueries
 
 
 async def serve(app: fastapi.FastAPI) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
@@ -68,7 +96,13 @@ async def own_dev_env() -> AsyncIterator[WorkflowEnvironment]:
 async def incidents(own_dev_env: WorkflowEnvironment) -> AsyncIterator[tuple[Client, str, dict]]:
     """A running worker with three incidents: an open hostile one, a resolved one, a P3."""
     client = own_dev_env.client
-    worker = build_worker(client, task_queue=f"tq-{uuid.uuid4()}", policy=Policy(), channels=[])
+    worker = build_worker(
+        client,
+        task_queue=f"tq-{uuid.uuid4()}",
+        policy=Policy(),
+        channels=[],
+        interceptors=[RecordQueries()],
+    )
     async with worker:
         hostile: Handle = await declare(client, worker, title=HOSTILE, service="api")
         fixed = await declare(client, worker, title="Search is slow", severity=Severity.P2)
@@ -93,7 +127,7 @@ async def incidents(own_dev_env: WorkflowEnvironment) -> AsyncIterator[tuple[Cli
                     if {ids["hostile"], ids["fixed"]} <= listed:
                         break
                     await asyncio.sleep(0.1)
-            yield client, base, ids
+            yield client, base, ids | {"task_queue": worker.task_queue}
         finally:
             server.should_exit = True
             await task
@@ -194,3 +228,66 @@ async def test_page_template_can_be_overridden_and_is_checked_at_start_up(
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         response = await http.get("/status")
     assert (response.status_code, response.text) == (503, "<h1>Example status</h1>False")
+
+
+async def test_page_reads_the_bounded_summary_not_the_full_view(incidents) -> None:
+    _, base, ids = incidents
+    QUERIES.clear()
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        data = (await http.get("/status.json")).json()
+    assert ids["hostile"] in {i["id"] for i in data["current"]}
+    assert "summary" in QUERIES and "view" not in QUERIES, QUERIES
+
+
+def page(client: Client, **options: Any) -> httpx.AsyncClient:
+    async def get_client() -> Client:
+        return client
+
+    app = fastapi.FastAPI()
+    app.include_router(status_page_router(get_client, policy=PAGE_POLICY, ttl=0, **options))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://page.test")
+
+
+async def test_page_lists_a_bounded_number_of_incidents(incidents, terminate_later) -> None:
+    client, _, ids = incidents
+    queue = ids["task_queue"]
+    for title in ("Payments slow", "Search slow"):
+        handle = await client.start_workflow(
+            IncidentWorkflow.run,
+            IncidentInput(
+                declaration=Declaration(title=title, severity=Severity.P2, declared_by="alice")
+            ),
+            id=new_incident_id(),
+            task_queue=queue,
+        )
+        terminate_later.append(handle)
+    async with page(client, max_listed=2) as http:
+        for _ in range(100):
+            everything = (await http.get("/status.json")).json()
+            if len(everything["current"]) == 2:
+                break
+            await asyncio.sleep(0.1)
+    assert len(everything["current"]) == 2
+
+
+async def test_an_incident_without_a_worker_cannot_hold_the_page(
+    incidents, terminate_later
+) -> None:
+    client, _, _ = incidents
+    declaration = Declaration(title="Nobody serves me", severity=Severity.P2, declared_by="x")
+    orphan = await start_incident(
+        client, declaration, task_queue=f"no-worker-{uuid.uuid4()}", incident_id=new_incident_id()
+    )
+    terminate_later.append(orphan)
+    async with page(client, read_budget=1.0) as http:
+        for _ in range(100):
+            started = time.monotonic()
+            data = (await http.get("/status.json")).json()
+            took = time.monotonic() - started
+            listed = {i["id"]: i for i in data["current"]}
+            if orphan.id in listed:
+                break
+            await asyncio.sleep(0.1)
+    assert orphan.id in listed and took < 1.5, took
+    assert listed[orphan.id]["status"] == "investigating"  # from its visibility record
+    assert data["available"] is True

@@ -1,4 +1,8 @@
-"""What the public may see of an incident, derived from its view (no internal notes)."""
+"""What the public may see of an incident (no internal notes).
+
+Built from the bounded ``summary`` query of a running incident, or from the
+result (an :class:`IncidentView`) of one that has completed.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ from pydantic import BaseModel, Field
 from activities.status_provider import BADGES, PublicStatus, public_text, status_key
 from activities.templates import Templates
 from domain.comms import StatusPagePolicy
-from domain.incident import IncidentView
-from domain.models import EventKind, Phase, Severity, TimelineEvent
+from domain.incident import IncidentSummary, IncidentView
+from domain.models import EventKind, IncidentFacts, Phase, Severity, TimelineEvent
 
 ServiceStatus = Literal["operational", "degraded_performance", "partial_outage", "major_outage"]
 
@@ -99,30 +103,37 @@ def _update(at: datetime, status: PublicStatus, text: str) -> PublicUpdate:
     return PublicUpdate(at=at, status=status, badge=BADGES[status], text=text)
 
 
-def service_status(view: IncidentView) -> ServiceStatus:
+def service_status(facts: IncidentFacts) -> ServiceStatus:
     """How the incident's service is doing right now."""
-    status = status_key(view.phase)
+    status = status_key(facts.phase)
     if status == "resolved":
         return "operational"
     if status == "monitoring":
         return "degraded_performance"
-    return _OUTAGE[view.severity]
+    return _OUTAGE[facts.severity]
+
+
+MAX_UPDATES = 30
+"""Public updates shown per incident (the newest)."""
 
 
 def public_incident(
-    view: IncidentView, *, templates: Templates, policy: StatusPagePolicy
+    incident: IncidentSummary | IncidentView, *, templates: Templates, policy: StatusPagePolicy
 ) -> PublicIncident:
-    """The public side of ``view``: a status history in the seed's wording."""
+    """The public side of an incident: a status history in the seed's wording."""
+    history = (
+        incident.public_history if isinstance(incident, IncidentSummary) else incident.timeline
+    )
     updates: list[PublicUpdate] = []
     last = ""
-    for event in view.timeline:
+    for event in history:
         phase = _phase_of(event)
         if phase is None:
             continue
         status = status_key(phase)
         if status != last:
             template = "dismissed" if phase is Phase.DISMISSED else status
-            updates.append(_update(event.at, status, public_text(templates, template, view)))
+            updates.append(_update(event.at, status, public_text(templates, template, incident)))
             last = status
         elif (
             policy.publish_updates
@@ -130,19 +141,19 @@ def public_incident(
             and event.actor not in (None, "system")
             and phase.is_open
         ):
-            text = public_text(templates, "update", view, event.text)
+            text = public_text(templates, "update", incident, event.text)
             updates.append(_update(event.at, status, text))
-    status = status_key(view.phase)
+    status = status_key(incident.phase)
     return PublicIncident(
-        id=view.id,
-        name=public_text(templates, "name", view),
+        id=incident.id,
+        name=public_text(templates, "name", incident),
         status=status,
         badge=BADGES[status],
-        service=view.service,
-        started_at=view.detected_at or view.declared_at,
-        resolved_at=view.resolved_at,
-        service_status=service_status(view),
-        updates=list(reversed(updates)),
+        service=incident.service,
+        started_at=incident.detected_at or incident.declared_at,
+        resolved_at=incident.resolved_at,
+        service_status=service_status(incident),
+        updates=list(reversed(updates[-MAX_UPDATES:])),
     )
 
 

@@ -20,7 +20,7 @@ from starters.status_page.public import (
     PublicUpdate,
     StatusSnapshot,
 )
-from starters.status_page.source import StatusSource
+from starters.status_page.source import MAX_LISTED, READ_BUDGET, StatusSource
 
 PAGE_DIR = Path(__file__).parent / "templates"
 PAGE_TEMPLATE = "status_page/status.html.j2"
@@ -78,6 +78,8 @@ def status_page_router(
     templates: Templates | None = None,
     override_dir: Path | None = None,
     ttl: float = 5.0,
+    max_listed: int = MAX_LISTED,
+    read_budget: float = READ_BUDGET,
 ) -> APIRouter:
     """The public status page.
 
@@ -87,9 +89,18 @@ def status_page_router(
         templates: message templates (default: the shipped ones with ``override_dir``).
         override_dir: ``INCIDENT_TEMPLATES``; may hold ``status_page/status.html.j2``.
         ttl: seconds a snapshot is cached.
+        max_listed: incidents per section (current, recently resolved).
+        read_budget: seconds one read of Temporal may take.
     """
     wording = templates or standard_templates(override_dir)
-    source = StatusSource(client, policy=policy, templates=wording, ttl=ttl)
+    source = StatusSource(
+        client,
+        policy=policy,
+        templates=wording,
+        ttl=ttl,
+        max_listed=max_listed,
+        read_budget=read_budget,
+    )
     page = page_environment(override_dir).get_template(PAGE_TEMPLATE)
     page.render(s=_sample_snapshot(policy.title))  # a misspelt variable fails at start-up
     router = APIRouter(tags=["status page"])
