@@ -2,30 +2,72 @@
 
 A failure here means a change to workflow logic would break incidents that are
 already running: guard the change with ``workflow.patched`` instead.
+
+``histories/unreplayable`` holds histories that running workflows really have
+and that no code change can make replay again; each must keep failing with a
+nondeterminism error, which is why ``docs/operations.md`` resets such workflows.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
+from temporalio.workflow import NondeterminismError
 
 from workers.wiring import WORKFLOWS
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+FOLDER = Path(__file__).parent / "histories"
+HISTORIES = sorted(FOLDER.glob("*.json"))
+UNREPLAYABLE = sorted((FOLDER / "unreplayable").glob("*.json"))
+
+
+def _workflow_type(path: Path) -> str:
+    started = json.loads(path.read_text())["events"][0]
+    name: str = started["workflowExecutionStartedEventAttributes"]["workflowType"]["name"]
+    return name
+
+
+def _history(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, path.read_text())
+
+
+def _replayer() -> Replayer:
+    return Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
 
 
 def test_histories_cover_every_workflow_and_a_full_lifecycle() -> None:
     names = {path.stem for path in HISTORIES}
-    assert {"incident_full_lifecycle", "alert_group", "incident_from_alert"} <= names
+    assert {
+        "legacy_incident_full_lifecycle",
+        "legacy_incident_full_lifecycle_v1",
+        "legacy_incident_dismissed",
+        "legacy_incident_continued_as_new",
+        "legacy_incident_from_alert",
+        "alert_group_v1",
+    } <= names
+    assert all(_workflow_type(p) == "IncidentWorkflow" for p in FOLDER.glob("legacy_*.json"))
+    assert {_workflow_type(path) for path in HISTORIES} >= {
+        "IncidentWorkflow",
+        "AlertGroupWorkflow",
+    }
+    assert {path.stem for path in UNREPLAYABLE} == {
+        "alert_group_fast_join_unmarked",
+        "legacy_incident_query_in_first_task",
+    }
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
 async def test_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    result = await _replayer().replay_workflow(_history(path), raise_on_replay_failure=True)
     assert result.replay_failure is None
+
+
+@pytest.mark.parametrize("path", UNREPLAYABLE, ids=[path.stem for path in UNREPLAYABLE])
+async def test_unreplayable_history_fails_with_a_nondeterminism_error(path: Path) -> None:
+    with pytest.raises(NondeterminismError, match="TMPRL1100"):
+        await _replayer().replay_workflow(_history(path))
