@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
@@ -19,6 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from tests.record_histories import first_task_split
 from workers.wiring import WORKFLOWS
 
 FOLDER = Path(__file__).parent / "histories"
@@ -42,6 +44,23 @@ def _replayer() -> Replayer:
 
 def test_histories_cover_every_workflow_and_a_full_lifecycle() -> None:
     names = {path.stem for path in HISTORIES}
+    recorded = {
+        "incident_full_lifecycle",
+        "incident_dismissed",
+        "incident_continued_as_new",
+        "incident_after_continue_as_new",
+        "incident_failed_notify",
+        "incident_query_in_first_task",
+        "incident_from_alert",
+        "alert_group",
+        "alert_group_after_continue_as_new",
+    }
+    assert recorded <= names
+    assert all(
+        _workflow_type(FOLDER / f"{name}.json") == "Incident"
+        for name in recorded
+        if name.startswith("incident")
+    )
     assert {
         "legacy_incident_full_lifecycle",
         "legacy_incident_full_lifecycle_v1",
@@ -51,7 +70,8 @@ def test_histories_cover_every_workflow_and_a_full_lifecycle() -> None:
         "alert_group_v1",
     } <= names
     assert all(_workflow_type(p) == "IncidentWorkflow" for p in FOLDER.glob("legacy_*.json"))
-    assert {_workflow_type(path) for path in HISTORIES} >= {
+    assert {_workflow_type(path) for path in HISTORIES} == {
+        "Incident",
         "IncidentWorkflow",
         "AlertGroupWorkflow",
     }
@@ -59,6 +79,38 @@ def test_histories_cover_every_workflow_and_a_full_lifecycle() -> None:
         "alert_group_fast_join_unmarked",
         "legacy_incident_query_in_first_task",
     }
+
+
+def test_query_histories_really_split_their_first_task() -> None:
+    split = [
+        FOLDER / "incident_query_in_first_task.json",
+        FOLDER / "unreplayable" / "legacy_incident_query_in_first_task.json",
+    ]
+    whole = [FOLDER / "incident_dismissed.json", FOLDER / "legacy_incident_dismissed.json"]
+    assert all(first_task_split(_history(path)) for path in split)
+    assert not any(first_task_split(_history(path)) for path in whole)
+
+
+def test_recorded_histories_hold_what_they_are_named_after() -> None:
+    def events(name: str) -> list[dict[str, Any]]:
+        loaded: list[dict[str, Any]] = json.loads((FOLDER / f"{name}.json").read_text())["events"]
+        return loaded
+
+    def signals(name: str) -> list[str]:
+        return [
+            e["workflowExecutionSignaledEventAttributes"]["signalName"]
+            for e in events(name)
+            if "workflowExecutionSignaledEventAttributes" in e
+        ]
+
+    def continued(name: str) -> bool:
+        started = events(name)[0]["workflowExecutionStartedEventAttributes"]
+        return bool(started.get("continuedExecutionRunId"))
+
+    assert "trigger_after_close" in signals("alert_group")
+    assert continued("alert_group_after_continue_as_new")
+    assert continued("incident_after_continue_as_new")
+    assert events("incident_continued_as_new")[-1]["eventType"].endswith("CONTINUED_AS_NEW")
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
