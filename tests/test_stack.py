@@ -1,5 +1,6 @@
 """``make run`` end to end: the embedded dev server, worker and HTTP service come up,
-serve an incident, stop on Ctrl-C, and the incident survives a restart."""
+serve an incident, stop on Ctrl-C (within 10 s, even with work stuck in flight), the
+incident survives a restart, and a killed stack never leaves its dev server behind."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +37,7 @@ class Stack:
     """One ``python -m workers.stack`` process on free ports."""
 
     def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
         self.grpc, self.ui, self.http = free_port(), free_port(), free_port()
         self.env = {
             key: value for key, value in os.environ.items() if not key.startswith("TEMPORAL_")
@@ -69,12 +72,24 @@ class Stack:
                 break
         raise AssertionError(f"stack did not come up:\n{self.output}")
 
-    def stop(self) -> int:
+    def stop(self, timeout: float = 60) -> int:
         assert self.process is not None
         self.process.send_signal(signal.SIGINT)
-        out, _ = self.process.communicate(timeout=60)
+        out, _ = self.process.communicate(timeout=timeout)
         self.output += out
         return self.process.returncode
+
+    def leftovers(self) -> list[int]:
+        """Processes still running from this stack's data directory (its dev server)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if entry.name.isdigit() and str(self.data_dir).encode() in command:
+                found.append(int(entry.name))
+        return found
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = self.env | {"TEMPORAL_ADDRESS": f"127.0.0.1:{self.grpc}", "INCIDENT_USER": "ops"}
@@ -96,6 +111,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     if running.process is not None and running.process.poll() is None:
         running.process.kill()
         running.process.wait()
+    for pid in running.leftovers():  # never leave a dev server behind, even when a test fails
+        os.kill(pid, signal.SIGKILL)
 
 
 def wait_for(check: object, what: str, timeout: float = 20) -> None:
@@ -137,3 +154,73 @@ def test_make_run_stack_serves_incidents_and_survives_a_restart(stack: Stack) ->
     kinds = [json.loads(line)["kind"] for line in outbox.read_text().splitlines()]
     assert kinds[:2] == ["declared", "acknowledged"]
     assert stack.stop() == 0
+
+
+def test_a_killed_stack_takes_its_dev_server_with_it(stack: Stack) -> None:
+    stack.start()
+    assert listening(stack.grpc) and listening(stack.ui) and stack.leftovers()
+    assert stack.process is not None
+    stack.process.kill()  # SIGKILL: no clean-up code runs in the stack
+    stack.process.wait()
+    wait_for(lambda: not stack.leftovers(), "the dev server to die with the stack", timeout=5)
+    assert not listening(stack.grpc) and not listening(stack.ui)
+
+
+class Tarpit:
+    """A mail server that accepts connections and never says a word."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.server.getsockname()[1])
+        self.connected = threading.Event()
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            self.held.append(connection)
+            self.connected.set()
+
+    def close(self) -> None:
+        for connection in [*self.held, self.server]:
+            connection.close()
+
+
+def test_ctrl_c_stops_within_10_seconds_while_work_is_stuck(stack: Stack, tmp_path: Path) -> None:
+    """A customer e-mail stuck on a silent mail server (60 s timeout) cannot hold Ctrl-C."""
+    tarpit = Tarpit()
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        (ROOT / "examples" / "demo-policy.toml").read_text()
+        + '\n[comms.email]\nrecipients = ["customers@example.com"]\nmin_downtime = "1s"\n'
+    )
+    stack.env |= {
+        "INCIDENT_POLICY": str(policy),
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(tarpit.port),
+        "SMTP_STARTTLS": "false",
+        "SMTP_FROM": "status@example.com",
+        "SMTP_TIMEOUT": "60",
+    }
+    try:
+        stack.start()
+        declared = stack.cli("declare", "Checkout is down", "--severity", "P1")
+        assert declared.returncode == 0, declared.stderr
+        incident = declared.stdout.strip()
+        assert stack.cli("ack", incident).returncode == 0
+        time.sleep(1.5)  # more downtime than min_downtime: the customer e-mail is due
+        assert stack.cli("resolve", incident).returncode == 0
+        assert tarpit.connected.wait(15), "the customer e-mail went to the mail server"
+
+        started = time.monotonic()
+        code = stack.stop(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        tarpit.close()
+    assert took < 10, (took, stack.output[-3000:])
+    assert code in (0, 1), stack.output[-3000:]
+    assert not stack.leftovers() and not listening(stack.grpc) and not listening(stack.http)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import os
+import signal
 import socket
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,8 +80,37 @@ def dev_server_command(config: DevServerConfig) -> list[str]:
     ]
 
 
+PR_SET_PDEATHSIG = 1
+"""``prctl`` option: the signal a process gets when its parent dies (Linux)."""
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the kernel SIGKILL the child when this process dies.
+
+    However the stack ends (Ctrl-C, a crash, SIGKILL, the OOM killer), its dev
+    server cannot live on holding the ports and the database. The signal is
+    tied to the thread that starts the child, here the event loop's (main)
+    thread, which lives as long as the process. ``None`` off Linux.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved now, not in the child
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request: follow it
+            os._exit(1)
+
+    return preexec
+
+
 async def start_dev_server(config: DevServerConfig) -> asyncio.subprocess.Process:
     """Start the dev server with persistence; returns once it accepts connections.
+
+    It runs in a session of its own, so Ctrl-C reaches only the stack, which
+    stops the server last; and it is killed by the kernel if the stack dies
+    without stopping it (:func:`die_with_parent`).
 
     Raises:
         RuntimeError: when the port is taken or the server does not come up.
@@ -94,8 +128,8 @@ async def start_dev_server(config: DevServerConfig) -> asyncio.subprocess.Proces
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=log,
-            # Its own session: Ctrl-C reaches the stack, which stops the server last.
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
     for _ in range(300):
         if process.returncode is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from datetime import timedelta
 
 from activities.channels import Channel
 from domain.connection import (
@@ -21,6 +22,9 @@ from workers.wiring import ConfigurationError, build_worker, prepare
 
 log = logging.getLogger("incidents.worker")
 
+SHUTDOWN_GRACE = timedelta(seconds=3)
+"""On shutdown, how long activities in flight may take to finish before they are cancelled."""
+
 
 async def run_worker(
     settings: Settings,
@@ -36,6 +40,7 @@ async def run_worker(
         policy=policy,
         channels=channels,
         archive_dir=settings.data_dir / "timelines",
+        graceful_shutdown_timeout=SHUTDOWN_GRACE,
     )
     log.info(
         "worker on %s, task queue %r, policy %s",
