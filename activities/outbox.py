@@ -79,5 +79,8 @@ class OutboxChannel:
             text = render_console(self._templates, notification)
             await asyncio.to_thread(self._append, notification, text)
             self._written.add(notification.key)
-        log.info("%s\n%s", notification.key, text)
+        lines = text.splitlines()
+        # One argument per line: logged values are escaped whole, newlines included,
+        # and this message's line breaks are its layout.
+        log.info("\n".join(["%s"] * (len(lines) + 1)), notification.key, *lines)
         return NotifyResult()

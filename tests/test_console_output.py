@@ -104,6 +104,8 @@ async def test_console_notifications_are_one_line_per_value_and_inert(
     assert [line.split(" ", 2)[2] for line in real_records(logged)] == [
         "incidents.outbox INC-20261127-7QK3/1"
     ]
+    continuation = [line for line in logged.splitlines() if line.startswith("    ")]
+    assert continuation == ["    " + line for line in rendered.splitlines()]
 
 
 def test_every_logged_value_is_escaped(captured: io.StringIO) -> None:
