@@ -7,6 +7,7 @@ Temporal through ``await app.state.gateway.client()``.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import sys
@@ -62,9 +63,44 @@ class Health(BaseModel):
     """Why Temporal is unreachable."""
 
 
+HEALTH_WAIT_SECONDS = 0.1
+"""How long ``/healthz`` waits for a Temporal check when the previous one was healthy."""
+
+
+class HealthProbe:
+    """Temporal reachability for ``/healthz``: one check in flight at a time.
+
+    A busy Temporal (this service handing over an alert storm, say) must not
+    make the probe slow: when the last check was healthy, an answer waits at
+    most :data:`HEALTH_WAIT_SECONDS` for the current one and otherwise repeats
+    the last result. After an unhealthy result every answer waits for a fresh
+    check, so a recovery is never hidden.
+    """
+
+    def __init__(self, gateway: TemporalGateway) -> None:
+        self._gateway = gateway
+        self._check: asyncio.Task[tuple[bool, str]] | None = None
+        self._last: tuple[bool, str] | None = None
+
+    async def current(self) -> tuple[bool, str]:
+        """Whether Temporal is reachable, with the reason when not."""
+        if self._check is None or self._check.done():
+            self._check = asyncio.create_task(self._gateway.reachable())
+            self._check.add_done_callback(self._record)
+        if self._last is not None and self._last[0]:
+            await asyncio.wait({self._check}, timeout=HEALTH_WAIT_SECONDS)
+            return self._check.result() if self._check.done() else self._last
+        return await asyncio.shield(self._check)
+
+    def _record(self, check: asyncio.Task[tuple[bool, str]]) -> None:
+        if not check.cancelled() and check.exception() is None:
+            self._last = check.result()
+
+
 def health_router(gateway: TemporalGateway) -> APIRouter:
     """``GET /healthz``."""
     router = APIRouter(tags=["health"])
+    probe = HealthProbe(gateway)
 
     @router.get(
         "/healthz",
@@ -74,7 +110,7 @@ def health_router(gateway: TemporalGateway) -> APIRouter:
     )
     async def healthz(response: Response) -> Health:
         """200 when Temporal is reachable, 503 (with the reason) when it is not."""
-        reachable, detail = await gateway.reachable()
+        reachable, detail = await probe.current()
         if not reachable:
             response.status_code = 503
             return Health(status="unavailable", temporal="unreachable", detail=detail)

@@ -34,7 +34,7 @@ from domain.models import AcknowledgeInput, CommandResult, PhaseInput, StatusUpd
 from domain.routing import SlackCommandAccess
 from starters.cli.session import CliError, Incidents
 from starters.webhooks.auth import MAX_CLOCK_SKEW_SECONDS, ReplayCache
-from starters.webhooks.body import read_body
+from starters.webhooks.body import CLOSE, read_body
 from starters.webhooks.errors import WebhookError
 from workflows.incident import IncidentWorkflow
 
@@ -92,8 +92,11 @@ def parse(text: str, channel_name: str) -> SlashCommand:
     return SlashCommand(verb=verb, incident_id=incident_id, rest=rest.strip())
 
 
-def _reply(text: str, status: int = 200) -> JSONResponse:
-    return JSONResponse({"response_type": "ephemeral", "text": text}, status_code=status)
+def _reply(text: str, status: int = 200, *, unread: bool = False) -> JSONResponse:
+    headers = CLOSE if unread else None  # hang up rather than drain a body we refused
+    return JSONResponse(
+        {"response_type": "ephemeral", "text": text}, status_code=status, headers=headers
+    )
 
 
 GroupMembers = Callable[[str], Awaitable[frozenset[str]]]
@@ -201,15 +204,15 @@ def slack_command_router(
         timestamp = request.headers.get(TIMESTAMP_HEADER)
         signature = request.headers.get(SIGNATURE_HEADER)
         if timestamp is None or signature is None:
-            return _reply("missing Slack signature headers", 401)
+            return _reply("missing Slack signature headers", 401, unread=True)
         if not _fresh(timestamp, time.time()):
-            return _reply("stale or invalid Slack request timestamp", 401)
+            return _reply("stale or invalid Slack request timestamp", 401, unread=True)
         try:
             body = await asyncio.wait_for(read_body(request, MAX_BODY), timeout)
         except WebhookError as error:
-            return _reply(error.body.error, error.status)
+            return _reply(error.body.error, error.status, unread=True)
         except TimeoutError:
-            return _reply("request body not received in time", 408)
+            return _reply("request body not received in time", 408, unread=True)
         expected = _sign(secret, timestamp, body)
         if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected.encode()):
             return _reply("invalid Slack signature", 401)

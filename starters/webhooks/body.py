@@ -12,8 +12,13 @@ from starters.webhooks.errors import WebhookError, invalid_payload
 PayloadT = TypeVar("PayloadT", bound=BaseModel)
 
 
+CLOSE = {"Connection": "close"}
+"""Answer header for a request whose body was not read to the end: the server hangs up
+instead of draining the rest of it."""
+
+
 def _too_large(limit: int) -> WebhookError:
-    return WebhookError(413, f"request body larger than {limit} bytes")
+    return WebhookError(413, f"request body larger than {limit} bytes", headers=CLOSE)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

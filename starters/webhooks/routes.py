@@ -6,6 +6,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from domain.routing import AlertSource, RoutingPolicy
 from starters.webhooks.alertmanager import AlertmanagerPayload
 from starters.webhooks.alerts import IncomingAlert
 from starters.webhooks.auth import ReplayCache, authenticate
-from starters.webhooks.body import PayloadT, parse, read_body
+from starters.webhooks.body import CLOSE, PayloadT, parse, read_body
 from starters.webhooks.config import DEFAULT_DEADLINE
 from starters.webhooks.errors import ERROR_RESPONSES, ErrorBody, WebhookError
 from starters.webhooks.gateway import TemporalGateway, Unavailable
@@ -122,8 +123,14 @@ class Received:
 
 
 OFFLOAD_BYTES = 64 * 1024
-"""Bodies larger than this are parsed in a worker thread, so the event loop keeps serving."""
+"""Bodies larger than this are parsed in the parser thread, so the event loop keeps serving.
+
+One thread, so parses queue instead of running side by side: pydantic-core holds the GIL
+for a whole parse (tens of milliseconds for 1 MiB), and several at once would starve the
+event loop of it in turn."""
 _GRACE = 0.5
+PAGERDUTY_MAX_BODY = 512 * 1024
+"""PagerDuty's own limit on an Events API v2 event; no PagerDuty sender sends more."""
 
 
 class WebhookService:
@@ -147,6 +154,7 @@ class WebhookService:
         self.deadline_seconds = deadline_seconds
         self.dedup_secret = dedup_secret or secrets.token_bytes(32)
         self.replays = replays or ReplayCache()
+        self._parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-parse")
 
     @asynccontextmanager
     async def receive(self, request: Request, source: AlertSource) -> AsyncIterator[Received]:
@@ -161,13 +169,16 @@ class WebhookService:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline_seconds
+        limit = self.max_body_bytes
+        if source is AlertSource.PAGERDUTY:
+            limit = min(limit, PAGERDUTY_MAX_BODY)
         try:
-            body = await asyncio.wait_for(
-                read_body(request, self.max_body_bytes), self.deadline_seconds
-            )
+            body = await asyncio.wait_for(read_body(request, limit), self.deadline_seconds)
         except TimeoutError:
             raise WebhookError(
-                408, f"request body not received within {self.deadline_seconds:g}s"
+                408,
+                f"request body not received within {self.deadline_seconds:g}s",
+                headers=CLOSE,
             ) from None
         try:
             credential = authenticate(
@@ -198,13 +209,15 @@ class WebhookService:
     async def prepare(self, body: bytes, read: Callable[[bytes], list[Prepared]]) -> list[Prepared]:
         """``read(body)``, in a worker thread when the body is large."""
         if len(body) > OFFLOAD_BYTES:
-            return await asyncio.to_thread(read, body)
+            return await asyncio.get_running_loop().run_in_executor(self._parser, read, body)
         return read(body)
 
     async def prepare_event(self, body: bytes, model: type[PayloadT]) -> PayloadT:
         """``body`` validated into ``model``, in a worker thread when it is large."""
         if len(body) > OFFLOAD_BYTES:
-            return await asyncio.to_thread(parse, body, model)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._parser, parse, body, model
+            )
         return parse(body, model)
 
     def routed(self, alerts: list[IncomingAlert], *, received_at: datetime) -> list[Prepared]:
