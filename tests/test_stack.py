@@ -224,3 +224,33 @@ def test_ctrl_c_stops_within_10_seconds_while_work_is_stuck(stack: Stack, tmp_pa
     assert took < 10, (took, stack.output[-3000:])
     assert code in (0, 1), stack.output[-3000:]
     assert not stack.leftovers() and not listening(stack.grpc) and not listening(stack.http)
+
+
+HUNG_STACK = """
+import asyncio, time
+from workers.stack import _Shutdown
+
+async def main():
+    shutdown = _Shutdown(asyncio.get_running_loop(), asyncio.Event())
+    shutdown.install()
+    shutdown.child = await asyncio.create_subprocess_exec("sleep", "60")
+    print(shutdown.child.pid, flush=True)
+    time.sleep(60)  # a hung event loop: nothing asynchronous runs any more
+
+asyncio.run(main())
+"""
+
+
+def test_a_second_ctrl_c_ends_a_hung_stack_at_once() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", HUNG_STACK], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    child = int(process.stdout.readline())
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    assert process.poll() is None  # the first one asks politely and arms the watchdog
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=5) == 1 and time.monotonic() - started < 3
+    wait_for(lambda: not Path(f"/proc/{child}").exists(), "the dev server stand-in to die", 5)
