@@ -96,16 +96,11 @@ class Notifier:
                 break
             activity.heartbeat()
         try:
-            result = work.result()
+            return work.result()
         except ApplicationError as error:
             if not error.non_retryable:
                 raise
-            result = NotifyResult(failures=[error.message])
-        return NotifyResult(
-            refs=result.refs,
-            failures=[f"{channel.name}: {failure}" for failure in result.failures],
-            sent=[f"{channel.name}: {sent}" for sent in result.sent],
-        )
+            return NotifyResult(failures=[error.message])
 
     @property
     def channel_names(self) -> list[str]:

@@ -184,6 +184,7 @@ async def test_permanent_slack_error_is_recorded_in_the_timeline(
                 break
             await asyncio.sleep(0.05)
         assert await failures() == [
-            "slack: Slack conversations.create failed: invalid_auth (the bot token is invalid)"
+            "slack: declared notification not delivered: "
+            "Slack conversations.create failed: invalid_auth (the bot token is invalid)"
         ]
     assert [c.method for c in slack.calls] == ["conversations.create"]

@@ -21,7 +21,12 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    FailureError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.notify import Notifier
@@ -44,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         NoteInput,
         Notification,
         NotificationKind,
+        NotifyResult,
         Phase,
         PhaseInput,
         PostmortemInput,
@@ -154,16 +160,18 @@ class IncidentWorkflow:
         workers = [asyncio.create_task(self._deliver(name)) for name in self._s.channels]
         workers.append(asyncio.create_task(self._archive()))
         continue_as_new = await self._run_clocks()
-        if continue_as_new:
-            # Deliveries and archiving resume in the next run (both are idempotent):
-            # waiting for a failing channel here would stop every clock meanwhile.
-            for worker in workers:
-                worker.cancel()
-            await workflow.wait_condition(self._handlers_done)
-            workflow.continue_as_new(IncidentInput(declaration=input.declaration, carried=self._s))
-        await workflow.wait_condition(lambda: not self._s.outbox and self._handlers_done())
+        if not continue_as_new:
+            await workflow.wait_condition(lambda: not self._s.outbox and self._handlers_done())
+        # Deliveries and archiving resume in the next run (both are idempotent): waiting
+        # for a failing channel here would stop every clock meanwhile. Their activities
+        # are abandoned, not cancelled: the closing run takes them with it.
         for worker in workers:
             worker.cancel()
+        await workflow.wait_condition(
+            lambda: all(worker.done() for worker in workers) and self._handlers_done()
+        )
+        if continue_as_new:
+            workflow.continue_as_new(IncidentInput(declaration=input.declaration, carried=self._s))
         self._publish()
         return self.view()
 
@@ -793,22 +801,21 @@ class IncidentWorkflow:
                 heartbeat_timeout=DELIVERY_HEARTBEAT,
                 schedule_to_close_timeout=DELIVERY_GIVE_UP,
                 retry_policy=DELIVERY_RETRY,
+                cancellation_type=workflow.ActivityCancellationType.ABANDON,
                 summary=f"{channel}: {notification.kind.value} {', '.join(notification.targets)}",
             )
         except ActivityError as error:
-            cause = str(error.cause) if error.cause else str(error)
-            failure = f"{channel}: {notification.kind.value} notification not delivered: {cause}"
-            outbox.delivered(self._s, notification, channel)
-            self._record(EventKind.NOTIFICATION_FAILED, failure)
-            self._page_failed(notification, failure)
-            return
+            if isinstance(error.cause, CancelledError):
+                raise asyncio.CancelledError from None  # stopping for continue-as-new
+            result = NotifyResult(failures=[str(error.cause) if error.cause else str(error)])
         outbox.delivered(self._s, notification, channel)
         self._s.refs.update(result.refs)
-        for failure in result.failures:
+        for cause in result.failures:
+            failure = f"{channel}: {notification.kind.value} notification not delivered: {cause}"
             self._record(EventKind.NOTIFICATION_FAILED, failure)
             self._page_failed(notification, failure)
         for sent in result.sent:
-            self._record(EventKind.NOTIFICATION_SENT, sent)
+            self._record(EventKind.NOTIFICATION_SENT, f"{channel}: {sent}")
 
     def _page_failed(self, notification: Notification, failure: str) -> None:
         """Flag the incident and page the fallback targets instead, once per page."""
@@ -831,13 +838,19 @@ class IncidentWorkflow:
         while True:
             await workflow.wait_condition(lambda: bool(timeline.due_for_archive(self._s)))
             batch = timeline.due_for_archive(self._s)
-            through = await workflow.execute_activity_method(
-                TimelineArchive.archive,
-                ArchiveInput(incident_id=self._s.id, events=batch),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=DELIVERY_RETRY,
-                summary=f"archive timeline entries {batch[0].seq}–{batch[-1].seq}",
-            )
+            try:
+                through = await workflow.execute_activity_method(
+                    TimelineArchive.archive,
+                    ArchiveInput(incident_id=self._s.id, events=batch),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=DELIVERY_RETRY,
+                    cancellation_type=workflow.ActivityCancellationType.ABANDON,
+                    summary=f"archive timeline entries {batch[0].seq}–{batch[-1].seq}",
+                )
+            except ActivityError as error:
+                if isinstance(error.cause, CancelledError):
+                    raise asyncio.CancelledError from None  # stopping for continue-as-new
+                raise
             timeline.archived(self._s, min(through, batch[-1].seq))
 
     def _publish(self) -> None:
