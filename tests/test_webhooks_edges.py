@@ -219,3 +219,28 @@ async def test_nothing_handed_over_is_a_plain_503(dev_env):
         report = response.json()
         assert report["error"].startswith("alert not accepted, retry later")
         assert (report["incidents"], report["retry"]) == ([], [payload["dedup_key"]])
+
+
+# ---------------------------------------------------------------- controls
+
+
+async def test_nul_and_control_characters_never_reach_the_service_search_attribute(
+    webhook_harness,
+):
+    from domain import search_attributes as sa
+
+    async with webhook_harness() as hooks:
+        alert = {
+            "title": "Mail\x00 queue \x1b[2J stuck",
+            "service": "mail\x00box\x07",
+            "labels": {"team\x00": "ops\x1b"},
+            "dedup_key": str(uuid.uuid4()),
+        }
+        response = await hooks.post("generic", alert)
+        assert response.status_code == 200, response.text
+        incident = response.json()["incidents"][0]["incident_id"]
+        view = await hooks.wait_for(incident, lambda v: v.alerts)
+        assert (view.service, view.title) == ("mailbox", "Mail queue [2J stuck")
+        handle = hooks.client.get_workflow_handle(incident)
+        attributes = (await handle.describe()).typed_search_attributes
+        assert attributes.get(sa.SERVICE) == "mailbox"

@@ -150,3 +150,33 @@ async def test_unmutated_fixtures_are_accepted(hooks, endpoint):
         document["dedup_key"] = uuid.uuid4().hex
     response = await hooks.post(endpoint, document)
     assert response.status_code in (200, 202), response.text
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for level in range(depth):
+        value = {f"k{level}": value, "list": [level, None, True]}
+    return value
+
+
+@settings(FUZZ, max_examples=12)
+@given(
+    labels=st.dictionaries(st.text(max_size=20), st.text(max_size=60), max_size=300),
+    depth=st.integers(min_value=0, max_value=190),
+    title=st.text(min_size=1, max_size=80),
+)
+async def test_hostile_structures_never_5xx(hooks, labels, depth, title):
+    """Control characters, label maps around the cap, details nested up to the parser's limit."""
+    alertmanager = webhook_fixture("alertmanager_firing")
+    alertmanager["alerts"][0]["fingerprint"] = uuid.uuid4().hex[:16]
+    alertmanager["alerts"][0]["labels"] = labels
+    alertmanager["commonLabels"] = labels
+    alertmanager["alerts"][0]["annotations"] = {"summary": title}
+    await _post(hooks, "alertmanager", json.dumps(alertmanager).encode())
+    pagerduty = webhook_fixture("pagerduty_trigger")
+    pagerduty["dedup_key"] = uuid.uuid4().hex
+    pagerduty["payload"]["custom_details"] = {"deep": _nested(depth), **labels}
+    pagerduty["payload"]["summary"] = title
+    await _post(hooks, "pagerduty", json.dumps(pagerduty).encode())
+    generic = {"title": title, "service": title, "labels": labels, "dedup_key": uuid.uuid4().hex}
+    await _post(hooks, "generic", json.dumps(generic).encode())

@@ -232,6 +232,34 @@ MALFORMED: list[tuple[str, str, bytes | dict[str, Any] | list[Any], int, str | N
     ("generic without title", "generic", {"status": "firing"}, 422, "title"),
     ("generic bad status", "generic", {"title": "t", "status": "open"}, 422, "status"),
     ("generic links not a list", "generic", {"title": "t", "links": "http://x"}, 422, "links"),
+    (
+        "70,000 common labels",
+        "alertmanager",
+        _am(commonLabels={f"l{i}": "" for i in range(70_000)}),
+        422,
+        "commonLabels",
+    ),
+    (
+        "too many annotations",
+        "grafana",
+        _am(alerts__0__annotations={f"a{i}": "x" for i in range(300)}),
+        422,
+        "alerts[0].annotations",
+    ),
+    (
+        "too many generic labels",
+        "generic",
+        {"title": "t", "labels": {f"l{i}": "x" for i in range(300)}},
+        422,
+        "labels",
+    ),
+    (
+        "PagerDuty event over PagerDuty's 512 KB",
+        "pagerduty",
+        {**PD_TRIGGER, "payload": {**PD_TRIGGER["payload"], "custom_details": "x" * 530_000}},
+        413,
+        None,
+    ),
 ]
 
 
