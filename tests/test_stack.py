@@ -162,8 +162,11 @@ def test_a_killed_stack_takes_its_dev_server_with_it(stack: Stack) -> None:
     assert stack.process is not None
     stack.process.kill()  # SIGKILL: no clean-up code runs in the stack
     stack.process.wait()
-    wait_for(lambda: not stack.leftovers(), "the dev server to die with the stack", timeout=5)
-    assert not listening(stack.grpc) and not listening(stack.ui)
+
+    def gone() -> bool:  # an exiting process drops its command line before its sockets
+        return not stack.leftovers() and not listening(stack.grpc) and not listening(stack.ui)
+
+    wait_for(gone, "the dev server to die with the stack and free its ports", timeout=5)
 
 
 class Tarpit:
@@ -223,7 +226,11 @@ def test_ctrl_c_stops_within_10_seconds_while_work_is_stuck(stack: Stack, tmp_pa
         tarpit.close()
     assert took < 10, (took, stack.output[-3000:])
     assert code in (0, 1), stack.output[-3000:]
-    assert not stack.leftovers() and not listening(stack.grpc) and not listening(stack.http)
+    wait_for(
+        lambda: not stack.leftovers() and not listening(stack.grpc) and not listening(stack.http),
+        "the dev server to be gone and the ports free",
+        timeout=5,
+    )
 
 
 HUNG_STACK = """
