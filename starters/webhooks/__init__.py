@@ -7,7 +7,8 @@ which opens or joins the incident. See :func:`starters.http_app.create_app`.
 
 from starters.webhooks.config import WebhookSettings
 from starters.webhooks.gateway import TemporalGateway, Unavailable
-from starters.webhooks.routes import WebhookService, payload_schemas, webhook_router
+from starters.webhooks.routes import payload_schemas, webhook_router
+from starters.webhooks.service import WebhookService
 
 __all__ = [
     "TemporalGateway",
