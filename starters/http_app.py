@@ -47,8 +47,9 @@ DESCRIPTION = """\
 Turns monitoring alerts into durable incidents.
 
 Point Prometheus Alertmanager, Grafana or anything that can page PagerDuty at
-`/webhooks/*`. A 2xx answer means Temporal has recorded the alert; 503 means
-it could not, and the sender should retry.
+`/webhooks/*`. A 2xx answer means Temporal has recorded every alert; 503 means
+some or all were not recorded within the request's deadline: the body lists
+which were, and sending the whole request again is safe.
 """
 
 

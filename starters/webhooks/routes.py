@@ -28,7 +28,7 @@ log = logging.getLogger("incidents.webhooks")
 
 
 class WebhookResponse(BaseModel):
-    """2xx answer: one outcome per alert, in request order."""
+    """2xx answer: one outcome per distinct alert, in request order (repeats collapsed)."""
 
     incidents: list[IncidentOutcome] = Field(default_factory=list)
 
