@@ -4,7 +4,9 @@ Built to stay small and responsive whatever arrives: the timeline, alerts and
 outbox in its state are bounded (:mod:`workflows.timeline`,
 :mod:`workflows.outbox`, :data:`MAX_TRACKED_ALERTS`), clocks keep firing while
 it continues as new, each notification channel delivers on its own, and every
-command re-checks its transition after its last ``await``.
+command re-checks its transition after its last ``await``. Alert signals are
+handled synchronously, so an alert storm can never keep a handler in flight
+and hold back continue-as-new.
 
 Patch decisions, when this workflow needs them, are made first thing in
 ``run``, before the worker-setup local activity: a query during the first task
@@ -140,7 +142,9 @@ class IncidentWorkflow:
         self._signals_out: set[asyncio.Task[None]] = set()
         self._in_flight: dict[str, str] = {}
         """Channel → key of the message it is delivering right now."""
-        self._archiving = False
+        self._stopping = False
+        self._held: list[tuple[AlertEvent, bool]] = []
+        """Alerts signalled before the policy was loaded, with whether they fired."""
 
     # ----------------------------------------------------------------- run
 
@@ -156,6 +160,7 @@ class IncidentWorkflow:
             self._s.policy = setup.policy
             self._s.channels = setup.channels
             self._announce_declaration()
+            self._release_held()
         workflow.upsert_memo({"title": self._s.title})
         workers = [asyncio.create_task(self._deliver(name)) for name in self._s.channels]
         workers.append(asyncio.create_task(self._archive()))
@@ -164,7 +169,10 @@ class IncidentWorkflow:
             await workflow.wait_condition(lambda: not self._s.outbox and self._handlers_done())
         # Deliveries and archiving resume in the next run (both are idempotent): waiting
         # for a failing channel here would stop every clock meanwhile. Their activities
-        # are abandoned, not cancelled: the closing run takes them with it.
+        # are abandoned, not cancelled: the closing run takes them with it. The flag
+        # ends the idle loops (cancelling a task inside wait_condition is not enough
+        # after a replay).
+        self._stopping = True
         for worker in workers:
             worker.cancel()
         await workflow.wait_condition(
@@ -490,9 +498,11 @@ class IncidentWorkflow:
     # ------------------------------------------------------------- signals
 
     @workflow.signal
-    async def alert_fired(self, alert: AlertEvent) -> None:
+    def alert_fired(self, alert: AlertEvent) -> None:
         """A monitoring alert fired (again); during Monitor this is a recurrence."""
-        await self._ready()
+        if self._s.policy is None:
+            self._hold(alert, firing=True)
+            return
         self._s.alert_notifications += 1
         self._wake = True
         if not self._s.phase.is_open:
@@ -523,9 +533,11 @@ class IncidentWorkflow:
             )
 
     @workflow.signal
-    async def alert_resolved(self, alert: AlertEvent) -> None:
+    def alert_resolved(self, alert: AlertEvent) -> None:
         """A monitoring alert recovered; once all stay recovered, the policy decides."""
-        await self._ready()
+        if self._s.policy is None:
+            self._hold(alert, firing=False)
+            return
         self._s.alert_notifications += 1
         known = self._s.alerts.get(cap_text(alert.key, 300))
         if known is None or not known.firing:
@@ -545,6 +557,19 @@ class IncidentWorkflow:
             )
         if not self._any_alert_firing():
             self._on_all_alerts_recovered(alert.source, quiet=known.flaps > 0)
+
+    def _hold(self, alert: AlertEvent, *, firing: bool) -> None:
+        """Keep an alert that arrived before the policy was loaded (first task only)."""
+        if len(self._held) < MAX_TRACKED_ALERTS:
+            self._held.append((alert, firing))
+        else:
+            self._s.alert_notifications += 1
+            self._s.alerts_untracked += 1
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for alert, firing in held:
+            (self.alert_fired if firing else self.alert_resolved)(alert)
 
     def _track(self, alert: AlertEvent) -> AlertState | None:
         """The alert's state, created on its first notification; None past the cap."""
@@ -782,7 +807,11 @@ class IncidentWorkflow:
     async def _deliver(self, channel: str) -> None:
         """Deliver the outbox through ``channel``, one message at a time, forever."""
         while True:
-            await workflow.wait_condition(lambda: outbox.pending_for(self._s, channel))
+            await workflow.wait_condition(
+                lambda: self._stopping or outbox.pending_for(self._s, channel)
+            )
+            if self._stopping:
+                return
             notification = outbox.next_for(self._s, channel)
             assert notification is not None
             self._in_flight[channel] = notification.key
@@ -836,7 +865,11 @@ class IncidentWorkflow:
     async def _archive(self) -> None:
         """Move the oldest timeline entries to the archive, a batch at a time, forever."""
         while True:
-            await workflow.wait_condition(lambda: bool(timeline.due_for_archive(self._s)))
+            await workflow.wait_condition(
+                lambda: self._stopping or bool(timeline.due_for_archive(self._s))
+            )
+            if self._stopping:
+                return
             batch = timeline.due_for_archive(self._s)
             try:
                 through = await workflow.execute_activity_method(
