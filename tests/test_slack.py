@@ -9,6 +9,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.notify import Notifier
 from activities.slack import SlackApi, SlackChannel, new_slack_client
+from activities.slack.directory import SlackDirectory
 from activities.templates import standard_templates
 from domain.comms import SlackPolicy, SlackSettings
 from domain.models import (
@@ -257,3 +258,17 @@ async def test_permanent_errors_are_not_retried_and_explain_themselves(
     other = Notifier([channel])
     result = await other.notify(note(NotificationKind.UPDATE, refs=refs))
     assert result.failures == [f"slack: {expected}"]
+
+
+async def test_a_missing_channel_is_listed_once_not_once_per_message(slack: FakeSlack) -> None:
+    settings = SlackSettings(bot_token=slack.token, api_url=slack.api_url)
+    directory = SlackDirectory(SlackApi(new_slack_client(settings)), SlackPolicy())
+    slack.add_channel("payments", channel_id="CPAY")
+
+    found = [await directory.channel_id("#no-such-team") for _ in range(50)]
+    assert found == [None] * 50
+    assert slack.methods().count("conversations.list") == 1
+    assert await directory.channel_id("#payments") == "CPAY", "listed channels are remembered"
+    assert slack.methods().count("conversations.list") == 1
+    directory.remember_channel("no-such-team", "CNEW")
+    assert await directory.channel_id("#no-such-team") == "CNEW"

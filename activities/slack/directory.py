@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from activities.slack.api import SlackApi
@@ -30,6 +31,10 @@ class Person:
         return Trusted(escape_mrkdwn(f"@{self.name}"))
 
 
+MISSING_CHANNEL_TTL = 300.0
+"""Seconds a channel name that Slack did not list is taken as missing without asking again."""
+
+
 class SlackDirectory:
     """Resolves names through the policy first, then Slack (cached for the worker's life).
 
@@ -44,6 +49,7 @@ class SlackDirectory:
         self._people: dict[str, Person] = {}
         self._channels: dict[str, str] = dict(policy.channels)
         self._joined: set[str] = set()
+        self._missing: dict[str, float] = {}
 
     async def person(self, target: str) -> Person:
         """The Slack identity of ``target`` (``@alice``, ``alice`` or ``@oncall-sre``)."""
@@ -69,10 +75,18 @@ class SlackDirectory:
         return person
 
     async def channel_id(self, name: str) -> str | None:
-        """The ID of public channel ``#name``: from the policy, else ``conversations.list``."""
+        """The ID of public channel ``#name``: from the policy, else ``conversations.list``.
+
+        Every channel a listing shows is remembered, and so is a name it did not show
+        (for :data:`MISSING_CHANNEL_TTL`), so an alert storm naming a channel that does
+        not exist lists the workspace once, not once per message.
+        """
         key = "#" + name.lstrip("#").lower()
         if key in self._channels:
             return self._channels[key]
+        missed = self._missing.get(key)
+        if missed is not None and time.monotonic() - missed < MISSING_CHANNEL_TTL:
+            return None
         cursor: str | None = None
         while True:
             data = await self._api.call(
@@ -82,16 +96,19 @@ class SlackDirectory:
                 ),
             )
             for channel in data.get("channels") or []:
-                if "#" + str(channel.get("name", "")).lower() == key:
-                    self._channels[key] = str(channel["id"])
-                    return self._channels[key]
+                self._channels["#" + str(channel.get("name", "")).lower()] = str(channel["id"])
+            if key in self._channels:
+                return self._channels[key]
             cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
+                self._missing[key] = time.monotonic()
                 return None
 
     def remember_channel(self, name: str, channel_id: str) -> None:
         """Cache a channel ID learned elsewhere (e.g. from ``conversations.create``)."""
-        self._channels["#" + name.lstrip("#").lower()] = channel_id
+        key = "#" + name.lstrip("#").lower()
+        self._channels[key] = channel_id
+        self._missing.pop(key, None)
 
     async def join(self, channel_id: str) -> None:
         """Make sure the bot is a member of a public channel (needed to read its history)."""
