@@ -66,11 +66,14 @@ _WORKFLOW_TASK_EVENTS = {
 def first_task_split(history: WorkflowHistory) -> bool:
     """Whether the code after the first local activity ran in a later workflow task.
 
-    That is what a query delivered with the first workflow task does: the task
-    completes with the local-activity marker alone, and everything the workflow
-    did next lands in the following task, after a second WORKFLOW_TASK_COMPLETED
-    (``histories/unreplayable/legacy_incident_query_in_first_task.json``). In an
-    unsplit history the commands follow the marker in the first task.
+    A query delivered with the first workflow task makes the worker complete that
+    task as soon as the query is answered: with the local-activity marker alone
+    when the activity had already finished (the first release then records its
+    patch a task late and cannot replay, see
+    ``histories/unreplayable/legacy_incident_query_in_first_task.json``), or with
+    nothing when it had not. Either way a second WORKFLOW_TASK_COMPLETED comes
+    before the first command after the marker; in an unsplit history that command
+    directly follows the marker, in the first task.
     """
     events = history.events
     marker = next(

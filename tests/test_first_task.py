@@ -4,8 +4,8 @@ Forty incidents declared at once, each queried once 0–200 ms after it started
 (as ``incident show``, ``/status`` or the Web UI do), on the real dev server.
 A query that reaches the server before the first workflow task is picked up
 is delivered with that task and splits it; the first release then recorded
-its ``fire-clocks-one-at-a-time`` patch marker in the wrong task and 37 of 40
-such histories failed replay. Every history must replay.
+its ``fire-clocks-one-at-a-time`` patch marker in the wrong task, and 36 to 39
+of 40 such histories failed replay. Every history must replay.
 """
 
 from __future__ import annotations
