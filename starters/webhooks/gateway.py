@@ -202,6 +202,7 @@ class TemporalGateway:
             repeat_window=repeat_window,
         )
         group_id = alert_group_id(group.source, dedup_key)
+        delivery.alert.group = group_id
         client = await self.client()
         return await self._bounded(
             self._deliver(client, group_id, group, delivery),
