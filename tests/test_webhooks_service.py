@@ -205,8 +205,12 @@ async def test_healthz_stays_fast_and_memory_small_under_hostile_requests(
         await asyncio.sleep(0.3)  # a few quiet samples first
         async with httpx.AsyncClient(base_url=service.url, timeout=60) as http:
 
-            async def post(path: str, body: bytes) -> int:
-                return (await http.post(path, content=body, headers=json_headers)).status_code
+            async def post(path: str, body: bytes) -> int | str:
+                try:
+                    response = await http.post(path, content=body, headers=json_headers)
+                except httpx.TransportError as error:  # refused unread: the service hung up
+                    return type(error).__name__
+                return response.status_code
 
             async def slack(counter: list[int], headers: dict[str, str]) -> int | str:
                 try:
@@ -245,11 +249,13 @@ async def test_healthz_stays_fast_and_memory_small_under_hostile_requests(
         f"slack chunks sent {slack_sent[0]}, unsigned {unsigned_sent[0]}"
     )
 
-    assert results[:4] == [202, 202, 202, 413], results  # details cut; over 512 KB refused
+    hung_up = ("WriteError", "RemoteProtocolError", "ReadError")
+    assert results[:3] == [202, 202, 202], results  # the deep details are cut, alerts kept
+    assert results[3] in (413, *hung_up), results  # over PagerDuty's 512 KB: refused unread
     assert results[4] == 422  # 70,000 common labels refused before any merge
     assert results[5] == 200 and results[6] == 200, results
-    assert results[7] in (413, "WriteError", "RemoteProtocolError", "ReadError"), results
-    assert results[8] in (401, "WriteError", "RemoteProtocolError", "ReadError"), results
+    assert results[7] in (413, *hung_up), results
+    assert results[8] in (401, *hung_up), results
     assert slack_sent[0] < 64 and unsigned_sent[0] < 64, (slack_sent, unsigned_sent)
     assert len(amplified.json()["incidents"]) == 1  # 1,000 repeats handed over once
     assert report["statuses"] == [200]
