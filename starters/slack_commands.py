@@ -222,6 +222,8 @@ def slack_command_router(
         form = _form(body)
         if form is None:
             return _reply("malformed form body: expected UTF-8 x-www-form-urlencoded", 400)
+        if form.get("ssl_check") == "1":  # Slack checking the certificate: nothing to do
+            return JSONResponse({})
         user_id = form.get("user_id", "")
         if not user_id:
             return _reply("missing user_id", 400)

@@ -307,3 +307,9 @@ async def test_only_allowed_users_and_group_members_run_commands(edge) -> None:
         by_group = await post(http, form(f"ack {handle.id}", user_id="UCAROL"))
         assert by_group.json()["text"].startswith("✅"), by_group.text
         assert (await view(handle)).commander == "UCAROL"
+
+
+async def test_slack_certificate_check_is_answered(edge) -> None:
+    async with edge() as (http, _):
+        response = await post(http, "ssl_check=1&token=x")
+        assert response.status_code == 200
