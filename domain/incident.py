@@ -89,6 +89,8 @@ class IncidentState(_Model):
     """Whether the resolve SLA was missed (``IncidentSlaBreached``)."""
     related_incident: str | None = None
     """An earlier incident this one repeats."""
+    alert_group: str | None = None
+    """Workflow that opened it from alerts (an alert group, or an intake for a storm)."""
     routing_rule: str | None = None
     """Routing rule that chose severity and service for an alert."""
     targets: list[str] = Field(default_factory=list)
@@ -151,6 +153,7 @@ class IncidentState(_Model):
             declared_at=now,
             detected_at=declaration.detected_at,
             related_incident=declaration.related_incident,
+            alert_group=declaration.alert_group,
             routing_rule=declaration.routing_rule,
             targets=list(declaration.targets),
             links=[cap_text(link, 2000) for link in declaration.links[:20]],
@@ -191,6 +194,8 @@ class IncidentView(IncidentFacts):
     """Why it was dismissed as a false alarm."""
     routing_rule: str | None = None
     """Routing rule that chose severity and service for an alert."""
+    alert_group: str | None = None
+    """Workflow that opened it from alerts (an alert group, or an intake for a storm)."""
     monitor_until: datetime | None = None
     """End of the Monitor stability window, while in Monitor."""
     postmortem_recorded_at: datetime | None = None

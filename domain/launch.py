@@ -22,6 +22,9 @@ INCIDENT_TYPES_QUERY = "WorkflowType IN ({})".format(
 )
 """Visibility clause matching every incident, whichever workflow type runs it."""
 
+ALERT_GROUP_PREFIX = "alertgroup-"
+"""Workflow IDs of alert groups start with this."""
+
 ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 """Characters of an incident ID's suffix (no 0/O, 1/I)."""
 

@@ -198,6 +198,9 @@ class AlertEvent(_Model):
     """When the webhook received it (informational; the workflow uses its own clock)."""
     labels: dict[str, str] = Field(default_factory=dict)
     """Alert labels, capped by the sender of the signal."""
+    group: str | None = None
+    """Workflow ID of the alert group the alert belongs to (where a closed incident hands
+    a late trigger back)."""
 
 
 class ResponderCommand(_Model):

@@ -135,6 +135,11 @@ class AlertPolicy(_Strict):
     """Whether all alerts recovering may resolve an incident nobody acknowledged."""
     recurrence_phase: Literal["Fix", "Investigate"] = "Fix"
     """Phase an incident returns to when an alert fires again during Monitor."""
+    max_new_incidents_per_minute: int = Field(default=20, ge=1, le=10_000)
+    """New incidents one alert source may open in any minute; further new alerts join one
+    "alert storm" incident of that source until it is closed."""
+    storm_severity: Severity = Severity.P1
+    """Severity of an alert-storm incident."""
     settle_window: Duration = parse_duration("2m")
     """How long every alert must stay recovered before the incident moves to Monitor (or
     resolves) by itself; an alert flapping inside it changes no phase and is counted in

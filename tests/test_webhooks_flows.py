@@ -14,7 +14,9 @@ from tests.conftest import webhook_fixture
 from workflows.alert_group import AlertGroupWorkflow, alert_group_id
 from workflows.incident import IncidentWorkflow
 
-QUICK = policy_from_mapping({"alerts": {"settle_window": "0.01s"}})
+QUICK = policy_from_mapping(
+    {"alerts": {"settle_window": "0.01s", "max_new_incidents_per_minute": 1000}}
+)
 """Alerts settle at once: phase changes follow recoveries without the debounce window."""
 
 ROUTED = policy_from_mapping(

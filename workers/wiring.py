@@ -25,10 +25,11 @@ from domain.comms import SlackSettings, SmtpSettings, StatuspageSettings
 from domain.policy import Policy, load_policy
 from domain.settings import Settings
 from workflows.alert_group import AlertGroupWorkflow
+from workflows.alert_intake import AlertIntakeWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.legacy.incident_v1 import LegacyIncidentWorkflow
 
-WORKFLOWS = [IncidentWorkflow, LegacyIncidentWorkflow, AlertGroupWorkflow]
+WORKFLOWS = [IncidentWorkflow, LegacyIncidentWorkflow, AlertGroupWorkflow, AlertIntakeWorkflow]
 """Every workflow the incident worker runs (also what the replay tests replay)."""
 
 _POLICY_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="policy")

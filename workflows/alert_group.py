@@ -38,6 +38,14 @@ with workflow.unsafe.imports_passed_through():
         IncidentClosed,
         _Model,
     )
+    from workflows.alert_intake import (
+        OPENING_DECISION_SIGNAL,
+        AlertIntakeWorkflow,
+        IntakeInput,
+        OpeningDecision,
+        OpeningRequest,
+        alert_intake_id,
+    )
     from workflows.incident import (
         CLOSED_TRIGGER_SIGNAL,
         ClosedTrigger,
@@ -54,6 +62,11 @@ PUBLISH_OPEN_INCIDENT = "publish-open-incident"
 """Patch: the group publishes its open incident in its memo (groups before it do not;
 groups started between that change and this patch have unmarked memo upserts and
 need the reset in ``docs/operations.md``)."""
+STORM_CAP = "storm-cap"
+"""Patch: the group asks its source's intake before it opens an incident (see
+:mod:`workflows.alert_intake`); before it, it opened one whenever none was open."""
+ADMISSION_TIMEOUT = timedelta(seconds=30)
+"""How long a group waits for its intake's answer before opening its incident anyway."""
 BOUNDED_INCIDENTS = "bounded-incidents"
 """Patch: the group opens ``Incident`` workflows (bounded state), never reusing an ID;
 before it, it opened ``IncidentWorkflow`` ones."""
@@ -62,7 +75,7 @@ before it, it opened ``IncidentWorkflow`` ones."""
 def alert_group_id(source: str, key: str) -> str:
     """Workflow ID of the group deduplicating ``key`` from ``source``."""
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return f"alertgroup-{source}-{digest}"
+    return f"{launch.ALERT_GROUP_PREFIX}{source}-{digest}"
 
 
 class GroupState(_Model):
@@ -78,6 +91,9 @@ class GroupState(_Model):
     """Latest delivery or closing; the group is forgotten ``repeat_window`` after it."""
     incidents_opened: int = 0
     """How many incidents this group opened."""
+    declaration: Declaration | None = None
+    """How the latest incident of this key was (to be) declared; a trigger a closed alert-
+    storm incident hands back opens the next one with it."""
     alerts_received: int = 0
     """How many deliveries the group itself decided on."""
 
@@ -167,6 +183,9 @@ class AlertGroupWorkflow:
         # server split tasks can never move them.
         self._publishes = workflow.patched(PUBLISH_OPEN_INCIDENT)
         self._bounded = workflow.patched(BOUNDED_INCIDENTS)
+        self._capped = workflow.patched(STORM_CAP)
+        self._requests = 0
+        self._decisions: dict[int, OpeningDecision] = {}
 
     @workflow.run
     async def run(self, input: GroupInput) -> GroupState:
@@ -258,9 +277,11 @@ class AlertGroupWorkflow:
         self._touch()
         if trigger.closed_incident == self._s.open_incident:
             self._mark_closed(trigger.closed_incident)
-        delivery = AlertDelivery(
-            status="firing", alert=trigger.alert, declaration=trigger.declaration
+        own = self._s.declaration if self._capped else None
+        declaration = (own or trigger.declaration).model_copy(
+            update={"detected_at": trigger.alert.started_at}
         )
+        delivery = AlertDelivery(status="firing", alert=trigger.alert, declaration=declaration)
         incident, _ = await self._open_or_join(delivery)
         try:
             await workflow.get_external_workflow_handle(incident).signal(
@@ -268,6 +289,11 @@ class AlertGroupWorkflow:
             )
         except FailureError:
             workflow.logger.warning("incident %s gone before its trigger arrived", incident)
+
+    @workflow.signal(name=OPENING_DECISION_SIGNAL)
+    def opening_decision(self, decision: OpeningDecision) -> None:
+        """The intake's answer to :meth:`_admission`."""
+        self._decisions[decision.request_id] = decision
 
     @workflow.query
     def view(self) -> GroupView:
@@ -299,7 +325,56 @@ class AlertGroupWorkflow:
         async with self._lock:
             if self._s.open_incident is not None:
                 return self._s.open_incident, False
+            if self._capped:
+                self._s.declaration = delivery.declaration
+                storm = await self._admission(delivery.declaration)
+                if storm is not None:
+                    self._s.open_incident = storm
+                    self._publish_open_incident()
+                    return storm, False
             return await self._open(delivery.declaration), True
+
+    async def _admission(self, declaration: Declaration) -> str | None:
+        """Ask the source's intake; a storm incident to join, or None to open one's own."""
+        self._requests += 1
+        request = OpeningRequest(
+            group_id=workflow.info().workflow_id,
+            request_id=self._requests,
+            declaration=declaration,
+        )
+        intake_id = alert_intake_id(self._input.source, workflow.info().task_queue)
+        if not await self._ask(intake_id, request):
+            try:
+                await workflow.start_child_workflow(
+                    AlertIntakeWorkflow.run,
+                    IntakeInput(source=self._input.source),
+                    id=intake_id,
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                    static_summary=f"alert intake · {self._input.source}",
+                )
+            except WorkflowAlreadyStartedError:
+                pass
+            if not await self._ask(intake_id, request):
+                return None
+        try:
+            await workflow.wait_condition(
+                lambda: request.request_id in self._decisions,
+                timeout=ADMISSION_TIMEOUT,
+                timeout_summary="wait for the alert intake",
+            )
+        except TimeoutError:
+            workflow.logger.warning("alert intake %s did not answer; opening anyway", intake_id)
+            return None
+        return self._decisions.pop(request.request_id).storm_incident
+
+    async def _ask(self, intake_id: str, request: OpeningRequest) -> bool:
+        try:
+            await workflow.get_external_workflow_handle(intake_id).signal(
+                AlertIntakeWorkflow.request_opening, request
+            )
+        except FailureError:
+            return False
+        return True
 
     async def _open(self, draft: Declaration) -> str:
         declaration = draft.model_copy(

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.notify import Notifier
     from activities.policy import PolicyActivities
     from activities.timeline_archive import ArchiveInput, TimelineArchive
+    from domain import launch
     from domain.durations import format_duration
     from domain.incident import AutoTransition, IncidentState, IncidentSummary, IncidentView
     from domain.models import (
@@ -655,9 +656,13 @@ class IncidentWorkflow:
 
     def _hand_back(self, alert: AlertEvent) -> None:
         """A trigger for a closed incident: its alert group opens the next incident."""
-        if not self._alert_group:
+        group_id = alert.group or self._alert_group
+        if not group_id or not group_id.startswith(launch.ALERT_GROUP_PREFIX):
+            workflow.logger.info(
+                "alert %s after close has no alert group to open the next", alert.key
+            )
             return
-        group = workflow.get_external_workflow_handle(self._alert_group)
+        group = workflow.get_external_workflow_handle(group_id)
         trigger = ClosedTrigger(
             alert=alert,
             closed_incident=self._s.id,
