@@ -55,6 +55,7 @@ def view_of(state: IncidentState) -> IncidentView:
         sla_breached=state.sla_breached,
         dismissed_reason=state.dismissed_reason,
         routing_rule=state.routing_rule,
+        alert_group=state.alert_group,
         monitor_until=clocks.monitor_until(state, policy) if policy else None,
         postmortem_recorded_at=state.postmortem_recorded_at,
         pages_sent=state.marks.pages_sent,
