@@ -36,6 +36,7 @@ from domain.models import (
 from domain.settings import Settings
 from starters.cli import render
 from starters.cli.session import CliError, Incidents, open_client
+from starters.cli.storms import dismiss_storm
 from workflows.incident import IncidentWorkflow
 
 DEFAULT_TIMEOUT = 30.0
@@ -203,6 +204,20 @@ def _act(
 
     async def action(incidents: Incidents) -> None:
         _report(await send(incidents, target), as_json)
+
+    _run(action)
+
+
+def _dismiss_storm(storm_id: str, responder: str, reason: str, as_json: bool) -> None:
+    async def action(incidents: Incidents) -> None:
+        outcomes = await dismiss_storm(incidents, storm_id, responder=responder, reason=reason)
+        if as_json:
+            render.print_json(outcomes)
+        else:
+            for outcome in outcomes:
+                render.print_line(f"{outcome.incident_id}: {outcome.message}", ok=outcome.dismissed)
+        if not outcomes[-1].dismissed:
+            raise CliError(f"the storm incident {storm_id} was not dismissed")
 
     _run(action)
 
@@ -375,10 +390,21 @@ def resolve(
 def dismiss(
     incident_id: IncidentId,
     reason: Annotated[str, typer.Option(help="Why this is not an incident.")],
+    all_from_storm: Annotated[
+        bool,
+        typer.Option(
+            "--all-from-storm",
+            help="INCIDENT_ID is an alert-storm incident: dismiss it and every incident "
+            "opened in the minute before it, in one step.",
+        ),
+    ] = False,
     as_: AsOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Dismiss a false alarm (from Detect or Investigate)."""
+    if all_from_storm:
+        _dismiss_storm(_incident_id(incident_id), _responder(as_), reason, as_json)
+        return
     _act(
         incident_id,
         as_json,

@@ -129,6 +129,12 @@ def print_result(result: CommandResult) -> None:
     _stdout().print(line, soft_wrap=True)
 
 
+def print_line(message: str, *, ok: bool) -> None:
+    """One outcome of a bulk command on stdout: ``✓`` done, ``✗`` refused."""
+    mark = ("✓ ", "green") if ok else ("✗ ", "yellow")
+    _stdout().print(Text.assemble(mark, safe(message)), soft_wrap=True)
+
+
 def print_declared(incident_id: str, *, severity: Severity, title: str) -> None:
     """The new ID alone on stdout (for ``$(incident declare ...)``), guidance on stderr."""
     print(incident_id)

@@ -105,6 +105,11 @@ class Incidents:
         self._timeout = timeout
 
     @property
+    def client(self) -> Client:
+        """The connected client (for reads the CLI composes itself)."""
+        return self._client
+
+    @property
     def target(self) -> str:
         """The server and namespace, for messages."""
         return (
