@@ -13,6 +13,7 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
+from activities import progress
 from activities.templates import Templates, humanize
 from domain.comms import EmailPolicy, SmtpSettings, downtime
 from domain.models import Notification, NotificationKind, NotifyResult
@@ -131,11 +132,29 @@ class CustomerEmailChannel:
         )
 
     async def deliver(self, notification: Notification) -> NotifyResult:
-        """Send the customer e-mail if it is due."""
+        """Send the customer e-mail if it is due, at most once even across worker crashes.
+
+        An attempt that was interrupted while sending (the worker died, or stopped)
+        may have sent it: the e-mail is then not sent again, and the timeline says so.
+        """
         if not self.due(notification):
             return NotifyResult()
+        sending = f"{REF_SENT}:{notification.key}"
+        if progress.interrupted(sending):
+            return NotifyResult(
+                refs={REF_SENT: notification.key},
+                failures=[
+                    "customer e-mail not sent again: an earlier attempt was interrupted while "
+                    "sending it, so it may have gone out (check the SMTP server's log)"
+                ],
+            )
         message = self.compose(notification)
-        await self._sender.send(message)
+        progress.mark(sending)
+        try:
+            await self._sender.send(message)
+        except ApplicationError:
+            progress.mark(None)  # the server refused it or was unreachable: not sent
+            raise
         lasted = humanize(downtime(notification.incident, until=notification.at).total_seconds())
         count = len(self._policy.recipients)
         return NotifyResult(

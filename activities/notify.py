@@ -16,6 +16,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import progress
 from activities.channels import Channel
 from domain.models import ChannelDelivery, Notification, NotifyResult
 
@@ -89,12 +90,16 @@ class Notifier:
         channel = self._by_name.get(delivery.channel)
         if channel is None:
             return NotifyResult(failures=[f"{delivery.channel}: not configured on this worker"])
-        work = asyncio.ensure_future(channel.deliver(delivery.notification))
-        while True:
-            done, _ = await asyncio.wait({work}, timeout=HEARTBEAT_EVERY.total_seconds())
-            if done:
-                break
-            activity.heartbeat()
+        with progress.tracked() as details:
+            work = asyncio.ensure_future(channel.deliver(delivery.notification))
+            try:
+                while True:
+                    done, _ = await asyncio.wait({work}, timeout=HEARTBEAT_EVERY.total_seconds())
+                    if done:
+                        break
+                    activity.heartbeat(*details)
+            finally:
+                work.cancel()  # cancelled or timed out: the channel stops too
         try:
             return work.result()
         except ApplicationError as error:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
-from email.message import Message
+from email.message import EmailMessage, Message
 from pathlib import Path
 from typing import Any
 
@@ -280,3 +280,67 @@ async def test_short_downtime_sends_nothing(
     )
     assert sent == []
     assert mailbox.messages == []
+
+
+class SendThenHang(SmtpSender):
+    """Hands the message to the SMTP server, then never returns: a worker dying mid-send."""
+
+    async def send(self, message: EmailMessage) -> None:
+        await super().send(message)
+        await asyncio.Event().wait()
+
+
+async def test_a_worker_stopped_after_sending_does_not_mail_customers_twice(
+    dev_env: WorkflowEnvironment, mailbox: Mailbox, terminate_later: list
+) -> None:
+    client = dev_env.client
+    policy = Policy(comms=CommsPolicy(email=EmailPolicy(recipients=RECIPIENTS)))
+    queue = f"tq-{uuid.uuid4()}"
+    healthy = email_channel(mailbox)
+    settings = SmtpSettings(
+        host="127.0.0.1",
+        port=mailbox.port,
+        username="mailer",
+        password=SecretStr("s3cret"),
+        sender="status@example.com",
+        timeout=10,
+    )
+    hanging = CustomerEmailChannel(
+        SendThenHang(settings, ssl.create_default_context(cafile=str(mailbox.ca_file))),
+        standard_templates(),
+        EmailPolicy.model_validate({"recipients": RECIPIENTS}),
+        settings.sender,
+    )
+    first = build_worker(
+        client,
+        task_queue=queue,
+        policy=policy,
+        channels=[hanging],
+        graceful_shutdown_timeout=timedelta(seconds=0),
+    )
+    async with first:
+        handle = await declare(client, first, detected_at=datetime.now(UTC) - timedelta(hours=2))
+        terminate_later.append(handle)
+        await handle.execute_update(IncidentWorkflow.acknowledge, AcknowledgeInput(responder="bob"))
+        await handle.execute_update(
+            IncidentWorkflow.set_phase, PhaseInput(responder="bob", phase="resolve")
+        )
+        for _ in range(200):
+            if mailbox.messages:
+                break
+            await asyncio.sleep(0.05)
+        assert len(mailbox.messages) == 1, "the first attempt sent the e-mail"
+    # The first worker is gone with the attempt unfinished; the retry runs elsewhere.
+    async with build_worker(client, task_queue=queue, policy=policy, channels=[healthy]):
+        failures: list[str] = []
+        for _ in range(300):
+            incident = await view(handle)
+            failures = [
+                e.text for e in incident.timeline if e.kind is EventKind.NOTIFICATION_FAILED
+            ]
+            if failures:
+                break
+            await asyncio.sleep(0.05)
+
+    assert len(mailbox.messages) == 1, "customers got the e-mail twice"
+    assert failures and "not sent again" in failures[0], failures
