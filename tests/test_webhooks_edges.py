@@ -110,7 +110,10 @@ async def test_stale_or_unstamped_signatures_are_refused_when_required(webhook_h
             "/webhooks/alertmanager", content=body, headers={"Authorization": f"Bearer {TOKEN}"}
         )
         assert bearer.status_code == 200, bearer.text
-        count = await hooks.client.count_workflows(f"TaskQueue = '{hooks.worker.task_queue}'")
+        count = await hooks.client.count_workflows(
+            f"TaskQueue = '{hooks.worker.task_queue}' "
+            "AND WorkflowType IN ('Incident', 'IncidentWorkflow', 'AlertGroupWorkflow')"
+        )
         assert count.count <= 2  # only the bearer request's group and incident
 
 

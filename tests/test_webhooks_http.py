@@ -24,7 +24,11 @@ def _alertmanager() -> dict[str, Any]:
 
 
 async def _workflows_on(hooks: Any) -> int:
-    result = await hooks.client.count_workflows(f"TaskQueue = '{hooks.worker.task_queue}'")
+    """Alert groups and incidents on the harness's queue (per-source helpers not counted)."""
+    result = await hooks.client.count_workflows(
+        f"TaskQueue = '{hooks.worker.task_queue}' "
+        "AND WorkflowType IN ('Incident', 'IncidentWorkflow', 'AlertGroupWorkflow')"
+    )
     return result.count
 
 
