@@ -37,6 +37,7 @@ from domain.settings import Settings
 from starters.cli import render
 from starters.cli.session import CliError, Incidents, open_client
 from starters.cli.storms import dismiss_storm
+from starters.cli.timeline import with_archived_timeline
 from workflows.incident import IncidentWorkflow
 
 DEFAULT_TIMEOUT = 30.0
@@ -309,11 +310,24 @@ def list_(
 
 
 @app.command()
-def show(incident_id: IncidentId, as_json: JsonFlag = False) -> None:
+def show(
+    incident_id: IncidentId,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Whole timeline: older entries from the timeline archive "
+            "(INCIDENT_DATA_DIR/timelines, shared with the worker) before the newest.",
+        ),
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
     """Show an incident: state, SLA deadlines, next update and timeline."""
 
     async def action(incidents: Incidents) -> None:
         view = await incidents.view(_incident_id(incident_id))
+        if full:
+            view = with_archived_timeline(view, _settings().data_dir / "timelines")
         if as_json:
             render.print_json(view)
         else:
