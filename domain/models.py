@@ -131,6 +131,8 @@ class AlertState(_Model):
     """The alert's own start time (``startsAt``), for time-to-detect."""
     changed_at: datetime | None = None
     """When it last started firing or recovered (workflow time)."""
+    recoveries: int = 0
+    """How many times it recovered."""
     flaps: int = 0
     """Status changes that came within the settle window of the previous one."""
     flap_entry: int | None = None

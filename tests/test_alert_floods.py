@@ -158,3 +158,19 @@ async def test_a_note_does_not_restart_the_timer(ts_env: WorkflowEnvironment) ->
     timers = {EventType.EVENT_TYPE_TIMER_STARTED, EventType.EVENT_TYPE_TIMER_CANCELED}
     assert not [e for e in events if e.event_type in timers], "a note re-armed the timer"
     assert len(events) <= 5 * 5
+
+
+async def test_a_repeated_firing_then_a_recovery_is_no_flapping(
+    ts_env: WorkflowEnvironment,
+) -> None:
+    alert = AlertEvent(key="fp-repeat", source="alertmanager", summary="DiskFull")
+    async with new_worker(ts_env.client, policy=Policy()) as worker:
+        handle = await declare(ts_env.client, worker, severity=Severity.P2)
+        await handle.signal(IncidentWorkflow.alert_fired, alert)
+        await handle.signal(IncidentWorkflow.alert_fired, alert)  # Alertmanager's repeat
+        await handle.signal(IncidentWorkflow.alert_resolved, alert)
+        incident = await view(handle)
+
+    kinds = [e.kind for e in incident.timeline]
+    assert EventKind.ALERT_RESOLVED in kinds
+    assert EventKind.ALERT_FLAPPING not in kinds

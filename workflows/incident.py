@@ -546,7 +546,9 @@ class IncidentWorkflow:
         known.firing = False
         known.last_at = workflow.now()
         self._wake = True
-        if not self._flapped(known):
+        flapped = self._flapped(known)
+        known.recoveries += 1
+        if not flapped:
             self._record(
                 EventKind.ALERT_RESOLVED, f"alert recovered: {known.summary}", alert.source
             )
@@ -605,7 +607,11 @@ class IncidentWorkflow:
         return known
 
     def _flapped(self, known: AlertState) -> bool:
-        """Count a re-firing alert's status change that came within the settle window.
+        """Count a status change of an alert that recovered before, within the settle window.
+
+        The first firing and the first recovery are always recorded on their own
+        (repeated firing notifications in between change nothing); from the next
+        firing on, a change that follows the previous one within the window is flapping.
 
         Returns True when the change was counted as flapping (one timeline entry per
         burst, its count kept current) rather than recorded on its own.
@@ -613,7 +619,7 @@ class IncidentWorkflow:
         now = workflow.now()
         previous, known.changed_at = known.changed_at, now
         window = self.policy.alerts.settle_window
-        if previous is None or now - previous >= window or known.count < 2:
+        if previous is None or now - previous >= window or known.recoveries == 0:
             known.flaps = 0
             known.flap_entry = None
             return False
