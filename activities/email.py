@@ -186,11 +186,11 @@ class CustomerEmailChannel:
 def email_context(notification: Notification) -> dict[str, Any]:
     """Variables of the ``email`` templates."""
     facts = notification.incident
-    start = facts.detected_at or facts.declared_at
+    start = facts.declared_at
     end = facts.resolved_at or notification.at
     return {
         "i": facts,
-        "text": notification.text,
+        "text": facts.public_resolution,
         "start": _when(start),
         "end": _when(end),
         "start_date": f"{start:%B} {start.day}, {start:%Y}",

@@ -200,8 +200,12 @@ def escape_mrkdwn(text: str) -> str:
 
 
 def downtime(facts: IncidentFacts, *, until: datetime | None = None) -> timedelta:
-    """Customer-visible downtime: from detection (or declaration) to resolution."""
-    start = facts.detected_at or facts.declared_at
+    """Customer-visible downtime: from the declaration to resolution.
+
+    Only times a human stands behind reach customers: a monitoring sender's start time
+    (``detected_at``) is for time-to-detect, not for what customers are told.
+    """
+    start = facts.declared_at
     end = facts.resolved_at or until or facts.declared_at
     return max(end - start, timedelta())
 

@@ -85,6 +85,15 @@ class IncidentState(_Model):
     """When the incident was resolved or dismissed."""
     dismissed_reason: str | None = None
     """Why it was dismissed as a false alarm."""
+    public_title: str = ""
+    """The public title (see :attr:`IncidentFacts.public_title`)."""
+    public_title_confirmed: bool = False
+    """Whether a human stands behind the public title (declared by hand, acknowledged, or
+    set by a responder); until then an alert-opened incident shows a neutral one."""
+    public_resolution: str = ""
+    """What the public reads about the resolution."""
+    detected_clamped: bool = False
+    """Whether a sender's start time was too far back and the detection time was clamped."""
     sla_breached: bool = False
     """Whether the resolve SLA was missed (``IncidentSlaBreached``)."""
     related_incident: str | None = None

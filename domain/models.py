@@ -225,7 +225,9 @@ class PhaseInput(ResponderCommand):
     phase: str
     """Target phase name (case-insensitive): investigate, fix, monitor, resolve."""
     note: str = ""
-    """Optional note recorded with the change."""
+    """Optional note recorded with the change (internal: never shown to the public)."""
+    public_note: str | None = None
+    """What the public may read about the resolution (status page, customer e-mail)."""
 
 
 class DismissInput(ResponderCommand):
@@ -253,6 +255,8 @@ class StatusUpdateInput(ResponderCommand):
     """Current impact, when it changed."""
     eta: str | None = None
     """Expected resolution, free text ("~30 min", "14:30 UTC")."""
+    public_title: str | None = None
+    """The title the public sees from now on (status page, customer e-mail)."""
 
 
 class NoteInput(ResponderCommand):
@@ -327,6 +331,16 @@ class IncidentFacts(_Model):
     """Dashboards, runbooks, generator URLs."""
     status_page_url: str = ""
     """Public status page shown in announcements."""
+    public_title: str = ""
+    """What the public sees as the title. Incidents opened by alerts show a neutral title
+    from the policy until a responder acknowledges or sets one; empty: ``title``."""
+    public_resolution: str = ""
+    """What the public reads about the resolution (never a responder's internal note)."""
+
+    @property
+    def public_name(self) -> str:
+        """The incident's public title."""
+        return self.public_title or self.title
 
     @property
     def status(self) -> str:

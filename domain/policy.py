@@ -107,6 +107,17 @@ class NotificationPolicy(_Strict):
     """Who hears about resolve-SLA breaches."""
     status_page_url: str = "https://status.example.com"
     """Public status page shown in announcements."""
+    public_titles: dict[str, str] = Field(default_factory=dict)
+    """Neutral public title per service for incidents opened by alerts (until a responder
+    acknowledges or sets one): the raw alert title never reaches the public first."""
+    default_public_title: str = "Service disruption"
+    """Neutral public title for services without one in ``public_titles``."""
+
+    def neutral_title(self, service: str) -> str:
+        """The public title of an alert-opened incident of ``service``."""
+        if service in self.public_titles:
+            return self.public_titles[service]
+        return f"{self.default_public_title}: {service}" if service else self.default_public_title
 
 
 class PostmortemPolicy(_Strict):
@@ -140,6 +151,9 @@ class AlertPolicy(_Strict):
     "alert storm" incident of that source until it is closed."""
     storm_severity: Severity = Severity.P1
     """Severity of an alert-storm incident."""
+    max_start_age: Duration = parse_duration("24h")
+    """An alert start time further back than this before it arrived is clamped to it (and
+    the clamp recorded): a sender's clock cannot invent days of downtime."""
     settle_window: Duration = parse_duration("2m")
     """How long every alert must stay recovered before the incident moves to Monitor (or
     resolves) by itself; an alert flapping inside it changes no phase and is counted in

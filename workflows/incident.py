@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -162,7 +162,7 @@ class IncidentWorkflow:
             self._s.channels = setup.channels
             self._announce_declaration()
             self._release_held()
-        workflow.upsert_memo({"title": self._s.title})
+        workflow.upsert_memo({"title": self._s.title, "public_title": self._s.public_title})
         workers = [asyncio.create_task(self._deliver(name)) for name in self._s.channels]
         workers.append(asyncio.create_task(self._archive()))
         continue_as_new = await self._run_clocks()
@@ -354,6 +354,8 @@ class IncidentWorkflow:
         now = workflow.now()
         self._s.commander = command.commander or command.responder
         self._s.acknowledged_at = now
+        if not self._s.public_title_confirmed:
+            self._s.public_title, self._s.public_title_confirmed = self._s.title, True
         self._s.phase = Phase.INVESTIGATE
         self._s.marks.update_anchor = now
         self._record(
@@ -379,6 +381,8 @@ class IncidentWorkflow:
         target = transitions.parse_phase(command.phase)
         assert target is not None
         self._s.auto_transition = None
+        if command.public_note is not None:
+            self._s.public_resolution = cap_text(command.public_note)
         if target is Phase.RESOLVE:
             self._resolve(command.responder, command.note)
         else:
@@ -442,6 +446,9 @@ class IncidentWorkflow:
             self._s.impact = cap_text(command.impact)
         if command.eta is not None:
             self._s.eta = cap_text(command.eta, 200)
+        if command.public_title is not None and command.public_title.strip():
+            self._s.public_title = cap_text(command.public_title, 300)
+            self._s.public_title_confirmed = True
         self._s.marks.update_anchor = workflow.now()
         text = cap_text(command.text)
         self._record(EventKind.UPDATE_POSTED, text, command.responder)
@@ -600,11 +607,25 @@ class IncidentWorkflow:
             started_at=alert.started_at,
         )
         self._s.alerts[key] = known
-        if alert.started_at and (
-            self._s.detected_at is None or alert.started_at < self._s.detected_at
-        ):
-            self._s.detected_at = alert.started_at
+        started = alert.started_at and self._plausible_start(alert.started_at, now)
+        if started and (self._s.detected_at is None or started < self._s.detected_at):
+            self._s.detected_at = started
         return known
+
+    def _plausible_start(self, started: datetime, arrived: datetime) -> datetime:
+        """A sender's start time, clamped to ``alerts.max_start_age`` before it arrived."""
+        earliest = arrived - self.policy.alerts.max_start_age
+        if started >= earliest:
+            return started
+        if not self._s.detected_clamped:
+            self._s.detected_clamped = True
+            self._record(
+                EventKind.NOTE,
+                f"alert start time {started:%Y-%m-%d %H:%M} UTC is more than "
+                f"{format_duration(self.policy.alerts.max_start_age)} before it arrived; "
+                f"time-to-detect counts from {earliest:%Y-%m-%d %H:%M} UTC",
+            )
+        return earliest
 
     def _flapped(self, known: AlertState) -> bool:
         """Count a status change of an alert that recovered before, within the settle window.
@@ -698,6 +719,12 @@ class IncidentWorkflow:
 
     def _announce_declaration(self) -> None:
         s = self._s
+        if s.source == "cli":
+            s.public_title, s.public_title_confirmed = s.title, True
+        else:
+            s.public_title = self.policy.notifications.neutral_title(s.service)
+        if s.detected_at is not None:
+            s.detected_at = self._plausible_start(s.detected_at, s.declared_at)
         origin = f"declared by {s.declared_by} via {s.source}"
         if s.routing_rule:
             origin += f" (routing rule {s.routing_rule!r})"
@@ -907,4 +934,7 @@ class IncidentWorkflow:
             updates.append(key.value_unset() if value is None else key.value_set(value))
         if updates:
             workflow.upsert_search_attributes(updates)
+        if self._published.setdefault("public_title", self._s.public_title) != self._s.public_title:
+            self._published["public_title"] = self._s.public_title
+            workflow.upsert_memo({"public_title": self._s.public_title})
         workflow.set_current_details(presentation.details_of(self._s))

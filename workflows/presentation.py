@@ -42,6 +42,8 @@ def facts_of(state: IncidentState) -> IncidentFacts:
         related_incident=state.related_incident,
         links=list(state.links),
         status_page_url=policy.notifications.status_page_url if policy else "",
+        public_title=state.public_title,
+        public_resolution=state.public_resolution,
     )
 
 

@@ -384,7 +384,15 @@ def phase(
 @app.command()
 def resolve(
     incident_id: IncidentId,
-    note: Annotated[str, typer.Option(help="How it was resolved.")] = "",
+    note: Annotated[str, typer.Option(help="How it was resolved (internal).")] = "",
+    public_note: Annotated[
+        str | None,
+        typer.Option(
+            help="What customers may read about the resolution (status page, customer "
+            "e-mail); the internal note never reaches them.",
+            show_default=False,
+        ),
+    ] = None,
     as_: AsOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -395,7 +403,12 @@ def resolve(
         lambda incidents, ref: incidents.command(
             ref,
             IncidentWorkflow.set_phase,
-            PhaseInput(responder=_responder(as_), phase=Phase.RESOLVE.value, note=note),
+            PhaseInput(
+                responder=_responder(as_),
+                phase=Phase.RESOLVE.value,
+                note=note,
+                public_note=public_note,
+            ),
         ),
     )
 
@@ -458,6 +471,14 @@ def update(
     eta: Annotated[
         str | None, typer.Option(help='Expected resolution, e.g. "~30 min".', show_default=False)
     ] = None,
+    public_title: Annotated[
+        str | None,
+        typer.Option(
+            help="The title the status page and customers see from now on (alert-opened "
+            "incidents show a neutral one until acknowledged).",
+            show_default=False,
+        ),
+    ] = None,
     as_: AsOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -468,7 +489,13 @@ def update(
         lambda incidents, ref: incidents.command(
             ref,
             IncidentWorkflow.post_update,
-            StatusUpdateInput(responder=_responder(as_), text=text, impact=impact, eta=eta),
+            StatusUpdateInput(
+                responder=_responder(as_),
+                text=text,
+                impact=impact,
+                eta=eta,
+                public_title=public_title,
+            ),
         ),
     )
 

@@ -216,7 +216,10 @@ class StatusSource:
             memo = await execution.memo()
             facts = IncidentFacts(
                 id=execution.id,
-                title=str(memo.get("title", "")) or "Service disruption",
+                # Only the public title: an incident that never published one (opened by an
+                # alert, still starting) shows the neutral default, never its alert text.
+                title="Service disruption",
+                public_title=str(memo.get("public_title", "")),
                 severity=attributes.get(sa.SEVERITY) or "P2",
                 phase=phase,
                 service=attributes.get(sa.SERVICE) or "",
