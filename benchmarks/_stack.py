@@ -260,12 +260,19 @@ class Connection:
         self._writer.close()
 
 
+IDLE_REOPEN = 4.0
+"""Seconds idle after which a connection is replaced before use: uvicorn closes keep-alive
+connections idle for 5 s, and a request written as it does so is lost with the connection
+(HTTP clients, Alertmanager's included, reconnect rather than count that as a failure)."""
+
+
 class Sender:
-    """A connection that reopens itself when the server closed it."""
+    """A connection that reopens itself when the server closed it or it sat idle."""
 
     def __init__(self, port: int) -> None:
         self._port = port
         self._connection: Connection | None = None
+        self._used = 0.0
         self.reconnects = 0
 
     async def send(self, request: bytes) -> Response:
@@ -275,7 +282,8 @@ class Sender:
             OSError, asyncio.IncompleteReadError: the connection broke mid-request
                 (the request may or may not have been handled).
         """
-        if self._connection is None or self._connection.closing:
+        idle = time.perf_counter() - self._used > IDLE_REOPEN
+        if self._connection is None or self._connection.closing or idle:
             if self._connection is not None:
                 self._connection.close()
                 self.reconnects += 1
@@ -286,6 +294,8 @@ class Sender:
             self._connection.close()
             self._connection = None
             raise
+        finally:
+            self._used = time.perf_counter()
 
     def close(self) -> None:
         """Close the current connection."""

@@ -93,6 +93,8 @@ class Sample:
     show_seconds: float | None
     """How long ``incident show``'s reads took; None when they failed."""
     error: str
+    describe_seconds: float
+    """How long the plain describe after it took (history size, status)."""
     running: bool
     run_id: str
     history_length: int
@@ -104,6 +106,8 @@ class Observed:
     """What the sampler saw."""
 
     samples: list[Sample] = field(default_factory=list)
+    loop_lag: float = 0.0
+    """Longest the benchmark's own event loop was late (it also runs the load generator)."""
     entries: dict[int, TimelineEvent] = field(default_factory=dict)
     """Timeline entries by sequence number, as last seen."""
     first_seen: dict[int, datetime] = field(default_factory=dict)
@@ -247,6 +251,7 @@ async def sample(
                 observed.first_seen.setdefault(entry.seq, now)
         except CliError as failure:
             error = failure.message
+        described = time.perf_counter()
         description = await handle.describe()
         info = description.raw_info
         observed.samples.append(
@@ -254,6 +259,7 @@ async def sample(
                 at=tick - origin,
                 show_seconds=show,
                 error=error,
+                describe_seconds=elapsed_since(described),
                 running=description.status is WorkflowExecutionStatus.RUNNING,
                 run_id=description.run_id,
                 history_length=info.history_length,
@@ -262,6 +268,14 @@ async def sample(
         )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), max(0.0, interval - elapsed_since(tick)))
+
+
+async def watch_loop(observed: Observed, stop: asyncio.Event) -> None:
+    """Track how late this process's event loop runs, which would inflate the latencies."""
+    while not stop.is_set():
+        tick = time.perf_counter()
+        await asyncio.sleep(0.05)
+        observed.loop_lag = max(observed.loop_lag, elapsed_since(tick) - 0.05)
 
 
 async def responder_update(
@@ -425,6 +439,7 @@ async def main(options: argparse.Namespace) -> None:
                 stack, incident_id, observed, origin=origin, interval=options.interval, stop=stop
             )
         )
+        lag = asyncio.create_task(watch_loop(observed, stop))
         update = asyncio.create_task(
             responder_update(stack, incident_id, midway, OutboxTail(stack.outbox))
         )
@@ -455,8 +470,9 @@ async def main(options: argparse.Namespace) -> None:
         processed = await wait_processed(stack, incident_id, 2 * options.pairs + 2)
         processed_after = storm.seconds + processed
         await wait_after(stack, incident_id, options.after)
+        await asyncio.sleep(2 * options.interval)  # the sampler sees the last entry too
         stop.set()
-        await sampler
+        await asyncio.gather(sampler, lag)
         timing = await update
         final = await Incidents(stack.client, timeout=30).view(incident_id)
         try:
@@ -532,6 +548,21 @@ def _report(
         f"max {max(shows, default=float('nan')) * 1000:.0f} ms; failed {len(failed_shows)}"
         + (f" ({failed_shows[0].error})" if failed_shows else "")
     )
+    slowest = sorted(
+        (s for s in samples if s.show_seconds is not None),
+        key=lambda s: s.show_seconds or 0.0,
+        reverse=True,
+    )[:5]
+    runs_seen = [s.run_id for s in samples]
+    for slow in slowest:
+        index = samples.index(slow)
+        near = set(runs_seen[max(0, index - 2) : index + 3])
+        print(
+            f"  slow show at {slow.at:6.1f} s: {slow.show_seconds or 0.0:.3f} s "
+            f"(describe after it {slow.describe_seconds:.3f} s)"
+            + (" — a continue-as-new within a second" if len(near) > 1 else "")
+        )
+    print(f"  this process's event loop was at most {observed.loop_lag * 1000:.0f} ms late")
     print(
         f"history               max {_mb(max_bytes)} ({max_bytes} bytes) and {max_events} events "
         f"in one run; {len(run_ids)} runs ({len(run_ids) - 1} continue-as-new)"
