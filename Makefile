@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit install test-peers bench clean
+.PHONY: run test lint typecheck unit install test-peers bench bench-flap bench-keys clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ test-peers:
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.webhook_throughput
+
+# Issue 7's storms against a private stack; exit 1 when a target is missed.
+bench-flap: $(STAMP)
+	$(BIN)/python -m benchmarks.flap_storm
+
+bench-keys: $(STAMP)
+	$(BIN)/python -m benchmarks.key_storm
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -60,6 +60,7 @@ from benchmarks._stack import (
     running_stack,
     verdict,
 )
+from domain.connection import exit_process
 from domain.incident import IncidentView
 from domain.models import AcknowledgeInput, EventKind, StatusUpdateInput, TimelineEvent
 from domain.policy import Policy, policy_from_mapping
@@ -410,8 +411,8 @@ async def wait_after(stack: Stack, incident_id: str, timeout: float) -> None:
         await asyncio.sleep(0.5)
 
 
-async def main(options: argparse.Namespace) -> None:
-    """Start the stack, run the storm, print the figures and the verdicts."""
+async def main(options: argparse.Namespace) -> bool:
+    """Start the stack, run the storm, print the figures; True when every target is met."""
     policy_text = storm_policy()
     policy = policy_from_mapping(tomllib.loads(policy_text), source="flap storm policy")
     fingerprint = f"flap-{uuid.uuid4().hex[:12]}"
@@ -487,7 +488,7 @@ async def main(options: argparse.Namespace) -> None:
     firings = clock_firings(
         list(observed.entries.values()), observed.first_seen, view=final, policy=policy
     )
-    _report(
+    return _report(
         options,
         incident_id=incident_id,
         storm=storm,
@@ -517,7 +518,7 @@ def _report(
     timing: UpdateTiming,
     final: IncidentView,
     final_running: bool,
-) -> None:
+) -> bool:
     samples = observed.samples
     shows = [s.show_seconds for s in samples if s.show_seconds is not None]
     failed_shows = [s for s in samples if s.show_seconds is None]
@@ -622,6 +623,7 @@ def _report(
     print(
         f"  {verdict(outbox_ok)}  update reaches the outbox within {OUTBOX_TARGET:g} s ({outbox})"
     )
+    return show_ok and final_running and max_bytes <= HISTORY_TARGET and clocks_ok and outbox_ok
 
 
 def _options() -> argparse.Namespace:
@@ -640,4 +642,5 @@ def _options() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(_options()))
+    # Exit code 1 when a target is missed; no interpreter finalization (see exit_process).
+    exit_process(0 if asyncio.run(main(_options())) else 1)

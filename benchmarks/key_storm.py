@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
 from benchmarks._stack import (
@@ -47,6 +47,7 @@ from benchmarks._stack import (
     running_stack,
     verdict,
 )
+from domain.connection import exit_process
 from domain.incident import IncidentView
 from domain.policy import Policy
 from domain.routing import AlertSource
@@ -158,15 +159,11 @@ async def incident_ids(client: Client, task_queue: str) -> list[str]:
 async def count(stack: Stack) -> Counted:
     """Read every incident and the alert intake."""
     ids = await incident_ids(stack.client, stack.task_queue)
-    views = await asyncio.gather(
-        *(
-            stack.client.get_workflow_handle_for(IncidentWorkflow.run, incident).query(
-                IncidentWorkflow.view
-            )
-            for incident in ids
-        )
-    )
-    intake = stack.client.get_workflow_handle_for(
+    handles: list[WorkflowHandle[IncidentWorkflow, IncidentView]] = [
+        stack.client.get_workflow_handle_for(IncidentWorkflow.run, incident) for incident in ids
+    ]
+    views = await asyncio.gather(*(handle.query(IncidentWorkflow.view) for handle in handles))
+    intake: WorkflowHandle[AlertIntakeWorkflow, None] = stack.client.get_workflow_handle_for(
         AlertIntakeWorkflow.run, alert_intake_id(AlertSource.ALERTMANAGER.value, stack.task_queue)
     )
     try:
@@ -210,8 +207,8 @@ async def groups_without_incident(stack: Stack, fingerprints: list[str]) -> list
     return [fingerprint for fingerprint, flag in zip(fingerprints, flags, strict=True) if flag]
 
 
-async def main(options: argparse.Namespace) -> None:
-    """Start the stack, post the storm, count, print the figures and the verdicts."""
+async def main(options: argparse.Namespace) -> bool:
+    """Start the stack, post the storm, count, print the figures; True when every target is met."""
     run = uuid.uuid4().hex[:8]
     batches = notifications(run, alerts=options.alerts, keys=options.keys, batch=options.batch)
     fingerprints = sorted({alert["fingerprint"] for batch in batches for alert in batch})
@@ -226,7 +223,7 @@ async def main(options: argparse.Namespace) -> None:
         print(f"posted in {delivery.seconds:.1f} s; counting")
         counted, settled = await settle(stack, delivery.accepted + delivery.partial_recorded)
         orphans = await groups_without_incident(stack, fingerprints)
-    _report(
+    return _report(
         options,
         cap=cap,
         keys=len(fingerprints),
@@ -248,7 +245,7 @@ def _report(
     counted: Counted,
     settled: float,
     orphans: list[str],
-) -> None:
+) -> bool:
     intake = counted.intake
     storm_id = intake.storm_incident if intake else None
     storm = next((view for view in counted.incidents if view.id == storm_id), None)
@@ -314,6 +311,7 @@ def _report(
         f"({total} counted, {low}" + (f"…{high}" if high != low else "") + " expected; "
         f"{delivery.failed} notifications never 2xx; {len(orphans)} keys without incident)"
     )
+    return incidents_ok and counted_ok
 
 
 def _options() -> argparse.Namespace:
@@ -332,4 +330,5 @@ def _options() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(_options()))
+    # Exit code 1 when a target is missed; no interpreter finalization (see exit_process).
+    exit_process(0 if asyncio.run(main(_options())) else 1)
