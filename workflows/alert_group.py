@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from temporalio import workflow
-from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
@@ -38,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         IncidentClosed,
         _Model,
     )
+    from workflows import children
     from workflows.alert_intake import (
         OPENING_DECISION_SIGNAL,
         AlertIntakeWorkflow,
@@ -49,13 +49,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.incident import (
         CLOSED_TRIGGER_SIGNAL,
         ClosedTrigger,
-        IncidentInput,
         IncidentWorkflow,
     )
     from workflows.legacy.incident_v1 import IncidentInput as LegacyIncidentInput
     from workflows.legacy.incident_v1 import LegacyIncidentWorkflow
 
-_ID_ATTEMPTS = 5
 OPEN_INCIDENT_MEMO = "open_incident"
 """Memo key holding the group's open incident ID (absent when none is open)."""
 PUBLISH_OPEN_INCIDENT = "publish-open-incident"
@@ -383,41 +381,37 @@ class AlertGroupWorkflow:
                 "alert_group": workflow.info().workflow_id,
             }
         )
-        for _ in range(_ID_ATTEMPTS):
+        incident_id = (
+            await children.start_incident(declaration)
+            if self._bounded
+            else await self._start_legacy_incident(declaration)
+        )
+        if incident_id is None:
+            raise ApplicationError(f"no free incident ID after {children.ID_ATTEMPTS} attempts")
+        self._s.open_incident = incident_id
+        self._publish_open_incident()
+        self._s.incidents_opened += 1
+        self._opened_here.append(incident_id)
+        return incident_id
+
+    async def _start_legacy_incident(self, declaration: Declaration) -> str | None:
+        """What groups started before ``bounded-incidents`` open: first-release incidents."""
+        for _ in range(children.ID_ATTEMPTS):
             incident_id = self._new_incident_id()
             try:
-                await self._start_incident(incident_id, declaration)
+                await workflow.start_child_workflow(
+                    LegacyIncidentWorkflow.run,
+                    LegacyIncidentInput(declaration=declaration),
+                    id=incident_id,
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                    search_attributes=launch.initial_search_attributes(declaration),
+                    memo=launch.memo(declaration),
+                    static_summary=launch.static_summary(declaration),
+                )
             except WorkflowAlreadyStartedError:
                 continue
-            self._s.open_incident = incident_id
-            self._publish_open_incident()
-            self._s.incidents_opened += 1
-            self._opened_here.append(incident_id)
             return incident_id
-        raise ApplicationError(f"no free incident ID after {_ID_ATTEMPTS} attempts")
-
-    async def _start_incident(self, incident_id: str, declaration: Declaration) -> None:
-        if not self._bounded:
-            await workflow.start_child_workflow(
-                LegacyIncidentWorkflow.run,
-                LegacyIncidentInput(declaration=declaration),
-                id=incident_id,
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                search_attributes=launch.initial_search_attributes(declaration),
-                memo=launch.memo(declaration),
-                static_summary=launch.static_summary(declaration),
-            )
-            return
-        await workflow.start_child_workflow(
-            IncidentWorkflow.run,
-            IncidentInput(declaration=declaration),
-            id=incident_id,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-            search_attributes=launch.initial_search_attributes(declaration),
-            memo=launch.memo(declaration),
-            static_summary=launch.static_summary(declaration),
-        )
+        return None
 
     def _repeated_incident(self) -> str | None:
         closed = self._s.last_closed_at

@@ -21,12 +21,10 @@ from datetime import datetime, timedelta
 
 from pydantic import Field
 from temporalio import workflow
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.policy import PolicyActivities
-    from domain import launch
     from domain.models import (
         INCIDENT_CLOSED_SIGNAL,
         Declaration,
@@ -35,13 +33,12 @@ with workflow.unsafe.imports_passed_through():
         _Model,
         cap_text,
     )
-    from workflows.incident import IncidentInput, IncidentWorkflow
+    from workflows import children
 
 OPENING_DECISION_SIGNAL = "opening_decision"
 """Signal from the intake back to the asking alert group."""
 ADMITTED_KEPT = 200
 """Groups admitted that the intake remembers (for ``--all-from-storm``), newest kept."""
-_ID_ATTEMPTS = 5
 
 
 def alert_intake_id(source: str, task_queue: str) -> str:
@@ -209,21 +206,8 @@ class AlertIntakeWorkflow:
             targets=trigger.targets,
             alert_group=workflow.info().workflow_id,
         )
-        for _ in range(_ID_ATTEMPTS):
-            incident_id = launch.incident_id(workflow.now(), workflow.random().choice)
-            try:
-                await workflow.start_child_workflow(
-                    IncidentWorkflow.run,
-                    IncidentInput(declaration=declaration),
-                    id=incident_id,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                    search_attributes=launch.initial_search_attributes(declaration),
-                    memo=launch.memo(declaration),
-                    static_summary=launch.static_summary(declaration),
-                )
-            except WorkflowAlreadyStartedError:
-                continue
+        incident_id = await children.start_incident(declaration)
+        if incident_id is not None:
             self._s.storm_incident = incident_id
             self._s.storm_groups = self._s.admitted_groups[-cap:]
             self._s.storms_opened += 1
