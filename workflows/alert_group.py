@@ -184,6 +184,7 @@ class AlertGroupWorkflow:
         self._capped = workflow.patched(STORM_CAP)
         self._requests = 0
         self._decisions: dict[int, OpeningDecision] = {}
+        """The intake's answer to the pending request (at most one entry)."""
 
     @workflow.run
     async def run(self, input: GroupInput) -> GroupState:
@@ -291,7 +292,8 @@ class AlertGroupWorkflow:
     @workflow.signal(name=OPENING_DECISION_SIGNAL)
     def opening_decision(self, decision: OpeningDecision) -> None:
         """The intake's answer to :meth:`_admission`."""
-        self._decisions[decision.request_id] = decision
+        if decision.request_id == self._requests:  # a late answer to a request given up on
+            self._decisions[decision.request_id] = decision
 
     @workflow.query
     def view(self) -> GroupView:
@@ -335,6 +337,7 @@ class AlertGroupWorkflow:
     async def _admission(self, declaration: Declaration) -> str | None:
         """Ask the source's intake; a storm incident to join, or None to open one's own."""
         self._requests += 1
+        self._decisions.clear()  # one request at a time (under the group's lock)
         request = OpeningRequest(
             group_id=workflow.info().workflow_id,
             request_id=self._requests,
