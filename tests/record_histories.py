@@ -6,11 +6,11 @@ time-skipping server with today's code:
     .venv/bin/python -m tests.record_histories                 # every history
     .venv/bin/python -m tests.record_histories alert_group ...  # some of them
 
-It rewrites the files it names. Keep the old ones under another name first:
-running workflows still have those histories. ``legacy_incident_*`` are
-incidents of the first release (type ``IncidentWorkflow``) and
-``histories/unreplayable`` holds real histories that can never replay (see
-``docs/operations.md``); neither is written here.
+It rewrites the files it names. Keep the old ones under another name first
+(``alert_group_before_storm_cap``, say): running workflows still have those
+histories. ``legacy_incident_*`` are incidents of the first release (type
+``IncidentWorkflow``) and ``histories/unreplayable`` holds real histories that
+can never replay (see ``docs/operations.md``); neither is written here.
 """
 
 from __future__ import annotations
@@ -44,12 +44,13 @@ from domain.models import (
     SeverityInput,
     StatusUpdateInput,
 )
-from domain.policy import Policy
+from domain.policy import Policy, policy_from_mapping
 from starters.webhooks.gateway import TemporalGateway
 from tests.conftest import Outbox, new_worker, register_search_attributes
 from tests.helpers import Handle, declare
 from workers.binaries import find_binary
 from workflows.alert_group import AlertDelivery, AlertGroupWorkflow, GroupInput, alert_group_id
+from workflows.alert_intake import OPENING_DECISION_SIGNAL, AlertIntakeWorkflow, alert_intake_id
 from workflows.incident import IncidentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -233,12 +234,14 @@ async def query_in_first_task(env: WorkflowEnvironment, outbox: Outbox) -> None:
     await _save(env.client, handle.id, "incident_query_in_first_task")
 
 
-def _alert_delivery(key: str, status: Literal["firing", "resolved"] = "firing") -> AlertDelivery:
+def _alert_delivery(
+    key: str, status: Literal["firing", "resolved"] = "firing", *, summary: str = "HighErrorRate"
+) -> AlertDelivery:
     return AlertDelivery(
         status=status,
-        alert=AlertEvent(key=key, source="alertmanager", summary="HighErrorRate"),
+        alert=AlertEvent(key=key, source="alertmanager", summary=summary),
         declaration=Declaration(
-            title="HighErrorRate",
+            title=summary,
             severity=Severity.P1,
             service="checkout",
             declared_by="alertmanager",
@@ -255,12 +258,27 @@ async def _until(check: Callable[[], Awaitable[bool]]) -> None:
     raise AssertionError("never happened")
 
 
+async def _intake_answered(client: Client, workflow_id: str, run_id: str | None = None) -> int:
+    """How many times the intake answered this group run (``opening_decision`` signals)."""
+    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    return sum(
+        1
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        and event.workflow_execution_signaled_event_attributes.signal_name
+        == OPENING_DECISION_SIGNAL
+    )
+
+
 async def alert_group(env: WorkflowEnvironment, outbox: Outbox) -> None:
     """A group through the webhook gateway: open, join, recover, resolve, hand-back, repeat.
 
+    Each opening is first admitted by the source's alert intake (the storm-cap
+    patch: the group starts the intake, signals it and waits for its answer).
     The last trigger goes straight to the resolved incident, as a sender that read
     the group's memo just before the incident closed does; the incident hands it
-    back to the group (``trigger_after_close``), which opens the repeat incident.
+    back to the group (``trigger_after_close``), which asks the intake again and
+    opens the repeat incident.
     """
     client = env.client
     key = "5f8d2a9c1b3e4d60"
@@ -294,15 +312,20 @@ async def alert_group(env: WorkflowEnvironment, outbox: Outbox) -> None:
             IncidentWorkflow.record_postmortem, PostmortemInput(responder="fay")
         )
         await first.result()
+    assert await _intake_answered(client, group.id) == 2, "both openings were admitted"
     await _save(client, group.id, "alert_group")
     await _save(client, first.id, "incident_from_alert")
 
 
 async def alert_group_after_continue_as_new(env: WorkflowEnvironment, outbox: Outbox) -> None:
-    """The second run of a group that continued as new with its incident open."""
+    """The second run of a group that continued as new with its incident open.
+
+    That run recovers the alert, learns its incident closed and, at the next
+    trigger, asks the intake before it opens the repeat incident.
+    """
     client = env.client
     key = "9a0b7c6d5e4f3a2b"
-    group = GroupInput(source="alertmanager", key=key, max_history_events=30)
+    group = GroupInput(source="alertmanager", key=key, max_history_events=60)
     handle = client.get_workflow_handle_for(
         AlertGroupWorkflow.run, alert_group_id(group.source, key)
     )
@@ -310,15 +333,100 @@ async def alert_group_after_continue_as_new(env: WorkflowEnvironment, outbox: Ou
         gateway = TemporalGateway(client=client, task_queue=worker.task_queue)
         # The gateway's own update-with-start, with a GroupInput it would not build.
         ask = gateway._ask_group  # noqa: SLF001
-        await ask(client, handle.id, group, _alert_delivery(key), running=False)
+        opened = await ask(client, handle.id, group, _alert_delivery(key), running=False)
+        assert opened.new and opened.incident_id is not None
         first = (await handle.fetch_history()).events[0]
         first_run = first.workflow_execution_started_event_attributes.original_execution_run_id
         while (second := await _next_run(client, handle.id, first_run)) is None:
             await ask(client, handle.id, group, _alert_delivery(key), running=True)
-        await ask(client, handle.id, group, _alert_delivery(key), running=True)
         await ask(client, handle.id, group, _alert_delivery(key, "resolved"), running=True)
-        assert await _next_run(client, handle.id, second) is None
+        incident: Handle = client.get_workflow_handle_for(IncidentWorkflow.run, opened.incident_id)
+        await incident.execute_update(
+            IncidentWorkflow.acknowledge, AcknowledgeInput(responder="gil")
+        )
+        await incident.execute_update(
+            IncidentWorkflow.set_phase, PhaseInput(responder="gil", phase="resolve")
+        )
+
+        async def group_told() -> bool:
+            return (await handle.query(AlertGroupWorkflow.view)).open_incident is None
+
+        await _until(group_told)
+        repeat = await ask(client, handle.id, group, _alert_delivery(key), running=True)
+        assert repeat.new and repeat.related_incident == opened.incident_id
+        assert await _next_run(client, handle.id, second) is None, "it continued as new again"
+        assert await _intake_answered(client, handle.id, second) == 1
     await _save(client, handle.id, "alert_group_after_continue_as_new", run_id=second)
+
+
+STORM_CAP = 2
+"""``alerts.max_new_incidents_per_minute`` of the alert-storm recording."""
+
+
+async def alert_intake(env: WorkflowEnvironment, outbox: Outbox) -> None:
+    """An intake that admits the cap, opens an alert-storm incident, and admits again later.
+
+    Four distinct alerts through the webhook gateway: the first two open their own
+    incidents, the third opens the storm incident and the fourth joins it. The
+    storm is acknowledged and resolved (the intake hears it closed); a minute and
+    more later a trigger of the third alert reaches the resolved storm incident,
+    which hands it back to that alert's group, which the intake now admits.
+    """
+    client = env.client
+    policy = policy_from_mapping({"alerts": {"max_new_incidents_per_minute": STORM_CAP}})
+    keys = [f"c0ffee{n:010x}" for n in range(STORM_CAP + 2)]
+    async with new_worker(client, policy=policy, channels=[outbox.channel]) as worker:
+        gateway = TemporalGateway(client=client, task_queue=worker.task_queue)
+        intake = client.get_workflow_handle_for(
+            AlertIntakeWorkflow.run, alert_intake_id("alertmanager", worker.task_queue)
+        )
+        window = timedelta(days=7)
+        deliveries = [
+            _alert_delivery(key, summary=f"HighErrorRate on checkout-{n}")
+            for n, key in enumerate(keys)
+        ]
+        results = [
+            await gateway.deliver(delivery, dedup_key=key, repeat_window=window)
+            for key, delivery in zip(keys, deliveries, strict=True)
+        ]
+        assert [r.action for r in results] == ["opened"] * STORM_CAP + ["joined"] * 2, results
+        storm_id = results[STORM_CAP].incident_id
+        assert storm_id is not None and results[-1].incident_id == storm_id
+        storm: Handle = client.get_workflow_handle_for(IncidentWorkflow.run, storm_id)
+        view = await storm.query(IncidentWorkflow.view)
+        assert view.title.startswith("Alert storm"), view.title
+        await storm.execute_update(IncidentWorkflow.acknowledge, AcknowledgeInput(responder="hal"))
+        await storm.execute_update(
+            IncidentWorkflow.set_phase, PhaseInput(responder="hal", phase="resolve")
+        )
+
+        async def intake_told() -> bool:
+            return (await intake.query(AlertIntakeWorkflow.view)).storm_incident is None
+
+        await _until(intake_told)
+        await env.sleep(timedelta(minutes=2))  # the cap's minute has passed
+        late = deliveries[STORM_CAP].alert  # carries its group, as the gateway set it
+        await storm.signal(IncidentWorkflow.alert_fired, late)
+        group = client.get_workflow_handle_for(
+            AlertGroupWorkflow.run, alert_group_id("alertmanager", keys[STORM_CAP])
+        )
+
+        async def own_incident() -> bool:
+            return (await group.query(AlertGroupWorkflow.view)).incidents_opened == 1
+
+        await _until(own_incident)
+        await storm.execute_update(
+            IncidentWorkflow.record_postmortem, PostmortemInput(responder="hal")
+        )
+        await storm.result()
+        state = await intake.query(AlertIntakeWorkflow.view)
+        assert (state.requests, state.storms_opened, state.joined_storm) == (
+            STORM_CAP + 3,
+            1,
+            2,
+        ), state
+    await _save(client, intake.id, "alert_intake")
+    await _save(client, storm.id, "incident_alert_storm")
 
 
 RECORDERS: dict[str, Callable[[WorkflowEnvironment, Outbox], Awaitable[None]]] = {
@@ -329,9 +437,11 @@ RECORDERS: dict[str, Callable[[WorkflowEnvironment, Outbox], Awaitable[None]]] =
     "incident_query_in_first_task": query_in_first_task,
     "alert_group": alert_group,
     "alert_group_after_continue_as_new": alert_group_after_continue_as_new,
+    "alert_intake": alert_intake,
 }
 """Recorder by (first) history name; ``alert_group`` also writes ``incident_from_alert``,
-``incident_continued_as_new`` also ``incident_after_continue_as_new``."""
+``incident_continued_as_new`` also ``incident_after_continue_as_new``, ``alert_intake``
+also ``incident_alert_storm``."""
 
 
 async def main(names: list[str]) -> None:

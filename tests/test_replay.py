@@ -6,22 +6,37 @@ already running: guard the change with ``workflow.patched`` instead.
 ``histories/unreplayable`` holds histories that running workflows really have
 and that no code change can make replay again; each must keep failing with a
 nondeterminism error, which is why ``docs/operations.md`` resets such workflows.
+
+The replayer polls a task queue of its own (``replay-…``), while a worker replaying
+a workflow polls the workflow's; since an alert group names its source's intake
+after ``workflow.info().task_queue``, each history replays with ``info()`` telling
+the task queue it was recorded on.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+from temporalio.worker import (
+    Interceptor,
+    Replayer,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
 from temporalio.workflow import NondeterminismError
 
 from tests.record_histories import first_task_split
 from workers.wiring import WORKFLOWS
+from workflows.alert_group import STORM_CAP
 
 FOLDER = Path(__file__).parent / "histories"
 HISTORIES = sorted(FOLDER.glob("*.json"))
@@ -38,8 +53,40 @@ def _history(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(path.stem, path.read_text())
 
 
-def _replayer() -> Replayer:
-    return Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+class _RecordedTaskQueue(Interceptor):
+    """``workflow.info().task_queue`` is the queue the history was recorded on."""
+
+    def __init__(self, task_queue: str) -> None:
+        self.task_queue = task_queue
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        task_queue = self.task_queue
+
+        class Inbound(WorkflowInboundInterceptor):
+            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+                super().init(_Info(outbound, task_queue))
+
+        return Inbound
+
+
+class _Info(WorkflowOutboundInterceptor):
+    def __init__(self, next: WorkflowOutboundInterceptor, task_queue: str) -> None:
+        super().__init__(next)
+        self.task_queue = task_queue
+
+    def info(self) -> workflow.Info:
+        return dataclasses.replace(super().info(), task_queue=self.task_queue)
+
+
+def _replayer(history: WorkflowHistory) -> Replayer:
+    started = history.events[0].workflow_execution_started_event_attributes
+    return Replayer(
+        workflows=WORKFLOWS,
+        data_converter=pydantic_data_converter,
+        interceptors=[_RecordedTaskQueue(started.task_queue.name)],
+    )
 
 
 def test_histories_cover_every_workflow_and_a_full_lifecycle() -> None:
@@ -52,8 +99,10 @@ def test_histories_cover_every_workflow_and_a_full_lifecycle() -> None:
         "incident_failed_notify",
         "incident_query_in_first_task",
         "incident_from_alert",
+        "incident_alert_storm",
         "alert_group",
         "alert_group_after_continue_as_new",
+        "alert_intake",
     }
     assert recorded <= names
     assert all(
@@ -68,12 +117,17 @@ def test_histories_cover_every_workflow_and_a_full_lifecycle() -> None:
         "legacy_incident_continued_as_new",
         "legacy_incident_from_alert",
         "alert_group_v1",
+        "alert_group_before_storm_cap",
+        "alert_group_after_continue_as_new_before_storm_cap",
     } <= names
     assert all(_workflow_type(p) == "IncidentWorkflow" for p in FOLDER.glob("legacy_*.json"))
+    assert all(_workflow_type(p) == "AlertGroupWorkflow" for p in FOLDER.glob("alert_group*.json"))
+    assert _workflow_type(FOLDER / "alert_intake.json") == "AlertIntakeWorkflow"
     assert {_workflow_type(path) for path in HISTORIES} == {
         "Incident",
         "IncidentWorkflow",
         "AlertGroupWorkflow",
+        "AlertIntakeWorkflow",
     }
     assert {path.stem for path in UNREPLAYABLE} == {
         "alert_group_fast_join_unmarked",
@@ -103,23 +157,62 @@ def test_recorded_histories_hold_what_they_are_named_after() -> None:
             if "workflowExecutionSignaledEventAttributes" in e
         ]
 
+    def started(name: str) -> dict[str, Any]:
+        attributes: dict[str, Any] = events(name)[0]["workflowExecutionStartedEventAttributes"]
+        return attributes
+
     def continued(name: str) -> bool:
-        started = events(name)[0]["workflowExecutionStartedEventAttributes"]
-        return bool(started.get("continuedExecutionRunId"))
+        return bool(started(name).get("continuedExecutionRunId"))
+
+    def patches(name: str) -> set[str]:
+        return {
+            json.loads(base64.b64decode(payload["data"]))["id"]
+            for e in events(name)
+            if e.get("markerRecordedEventAttributes", {}).get("markerName") == "core_patch"
+            for payload in e["markerRecordedEventAttributes"]["details"]["patch-data"]["payloads"]
+        }
+
+    def children(name: str) -> list[str]:
+        return [
+            e["startChildWorkflowExecutionInitiatedEventAttributes"]["workflowType"]["name"]
+            for e in events(name)
+            if "startChildWorkflowExecutionInitiatedEventAttributes" in e
+        ]
 
     assert "trigger_after_close" in signals("alert_group")
     assert continued("alert_group_after_continue_as_new")
     assert continued("incident_after_continue_as_new")
     assert events("incident_continued_as_new")[-1]["eventType"].endswith("CONTINUED_AS_NEW")
 
+    # The storm cap: groups ask their source's intake before opening an incident.
+    for name in ("alert_group", "alert_group_after_continue_as_new"):
+        assert STORM_CAP in patches(name), name
+        assert signals(name).count("opening_decision") >= 1, name
+    assert "AlertIntakeWorkflow" in children("alert_group"), "the group started its intake"
+    for name in (
+        "alert_group_before_storm_cap",
+        "alert_group_after_continue_as_new_before_storm_cap",
+    ):
+        assert STORM_CAP not in patches(name), name
+        assert "opening_decision" not in signals(name), name
+    intake = signals("alert_intake")
+    assert intake.count("request_opening") > 3 and "incident_closed" in intake
+    assert children("alert_intake") == ["Incident"], "one alert-storm incident"
+    assert started("incident_alert_storm")["parentWorkflowExecution"]["workflowId"].startswith(
+        "alertintake-"
+    )
+    assert signals("incident_alert_storm").count("alert_fired") >= 3
+
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
 async def test_history_replays(path: Path) -> None:
-    result = await _replayer().replay_workflow(_history(path), raise_on_replay_failure=True)
+    history = _history(path)
+    result = await _replayer(history).replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
 
 
 @pytest.mark.parametrize("path", UNREPLAYABLE, ids=[path.stem for path in UNREPLAYABLE])
 async def test_unreplayable_history_fails_with_a_nondeterminism_error(path: Path) -> None:
+    history = _history(path)
     with pytest.raises(NondeterminismError, match="TMPRL1100"):
-        await _replayer().replay_workflow(_history(path))
+        await _replayer(history).replay_workflow(history)

@@ -1,9 +1,7 @@
-"""The alert group's life: forgetting idle keys, completed incidents, continue-as-new, replay.
+"""The alert group's life: forgetting idle keys, completed incidents, continue-as-new.
 
 The alert-group histories in ``tests/histories`` (replayed by
-``tests/test_replay.py``) are recorded on purpose with
-``python -m tests.test_webhooks_group`` when the group's logic changes
-deliberately (old ones stay: running groups still have them).
+``tests/test_replay.py``) are recorded by ``python -m tests.record_histories``.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -42,8 +39,6 @@ from workflows.alert_group import (
     alert_group_id,
 )
 from workflows.incident import IncidentWorkflow
-
-HISTORIES = Path(__file__).parent / "histories"
 
 
 class Hooks:
@@ -160,33 +155,3 @@ async def test_group_continues_as_new_and_keeps_its_incident(dev_env):
         assert len(runs) > 1, "expected at least one continue-as-new"
         view = await handle.query(AlertGroupWorkflow.view)
         assert (view.open_incident, view.alerts_received) == (results[0].incident_id, 25)
-
-
-async def _record() -> None:
-    """Open, join, recover, resolve and repeat through the app; save both histories."""
-    from workers.devserver import local_environment
-
-    env = await local_environment()
-    try:
-        async with _hooks(env.client, Policy()) as hooks:
-            fingerprint = "5f8d2a9c1b3e4d60"
-            first = await hooks.fire(fingerprint)
-            await hooks.fire(fingerprint)
-            await hooks.fire(fingerprint, "resolved")
-            await hooks.resolve(first["incident_id"])
-            await hooks.wait_closed(fingerprint)
-            await hooks.fire(fingerprint)
-            HISTORIES.mkdir(parents=True, exist_ok=True)
-            for name, handle in [
-                ("alert_group", hooks.group(fingerprint)),
-                ("incident_from_alert", hooks.incident(first["incident_id"])),
-            ]:
-                history = await handle.fetch_history()
-                (HISTORIES / f"{name}.json").write_text(history.to_json())
-                print(f"wrote {name}.json ({len(history.events)} events)")
-    finally:
-        await env.shutdown()
-
-
-if __name__ == "__main__":
-    asyncio.run(_record())
