@@ -366,6 +366,12 @@ class NotificationKind(StrEnum):
     POSTMORTEM_REMINDER = "postmortem_reminder"
     POSTMORTEM_OVERDUE = "postmortem_overdue"
     POSTMORTEM_DONE = "postmortem_done"
+    ACTION_REMINDER = "action_reminder"
+    ACTION_OVERDUE = "action_overdue"
+    ACTION_ESCALATED = "action_escalated"
+    ACTION_DIGEST = "action_digest"
+    ACTION_DONE = "action_done"
+    ACTION_DROPPED = "action_dropped"
 
 
 class Notification(_Model):

@@ -160,6 +160,19 @@ class AlertPolicy(_Strict):
     one timeline entry."""
 
 
+class ActionsPolicy(_Strict):
+    """Follow-up of action items (``incident action add``), each until done or dropped."""
+
+    remind_before: Duration = parse_duration("1d")
+    """How long before its due date the owner is reminded."""
+    escalate_after: Duration = parse_duration("2d")
+    """How long after its due date an open item escalates to the IC and ``escalate_to``."""
+    escalate_to: list[str] = Field(default_factory=lambda: ["@engineering-manager"])
+    """Management told when an item escalates (with the incident's IC)."""
+    digest_every: Duration = parse_duration("7d")
+    """How often the IC is reminded of each open item of their incidents."""
+
+
 class Policy(_Strict):
     """The whole response policy."""
 
@@ -169,6 +182,8 @@ class Policy(_Strict):
     notifications: NotificationPolicy = Field(default_factory=NotificationPolicy)
     postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
     alerts: AlertPolicy = Field(default_factory=AlertPolicy)
+    actions: ActionsPolicy = Field(default_factory=ActionsPolicy)
+    """Reminders, overdue notices and escalations of action items."""
     routing: RoutingPolicy = Field(default_factory=RoutingPolicy)
     """How webhook alerts are routed to severity, service and targets, and deduplicated."""
     comms: CommsPolicy = Field(default_factory=CommsPolicy)

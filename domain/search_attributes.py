@@ -14,6 +14,14 @@ ACKNOWLEDGED_AT = SearchAttributeKey.for_datetime("IncidentAcknowledgedAt")
 RESOLVED_AT = SearchAttributeKey.for_datetime("IncidentResolvedAt")
 DELIVERY_FAILED = SearchAttributeKey.for_bool("IncidentDeliveryFailed")
 """Set when a page could not be delivered through some channel (see the timeline)."""
+ACTION_INCIDENT = SearchAttributeKey.for_keyword("ActionIncident")
+"""The incident an action item follows up."""
+ACTION_OWNER = SearchAttributeKey.for_keyword("ActionOwner")
+"""Who must do the action item (``@name``)."""
+ACTION_STATUS = SearchAttributeKey.for_keyword("ActionStatus")
+"""``open``, ``done`` or ``dropped``."""
+ACTION_DUE_AT = SearchAttributeKey.for_int("ActionDueAt")
+"""Due date in epoch seconds (an Int: every Datetime attribute is taken)."""
 
 ALL = (
     PHASE,
@@ -25,6 +33,10 @@ ALL = (
     ACKNOWLEDGED_AT,
     RESOLVED_AT,
     DELIVERY_FAILED,
+    ACTION_INCIDENT,
+    ACTION_OWNER,
+    ACTION_STATUS,
+    ACTION_DUE_AT,
 )
 """Every custom search attribute, for registration on a server."""
 

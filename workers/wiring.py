@@ -24,12 +24,19 @@ from activities.timeline_archive import TimelineArchive
 from domain.comms import SlackSettings, SmtpSettings, StatuspageSettings
 from domain.policy import Policy, load_policy
 from domain.settings import Settings
+from workflows.action_item import ActionItemWorkflow
 from workflows.alert_group import AlertGroupWorkflow
 from workflows.alert_intake import AlertIntakeWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.legacy.incident_v1 import LegacyIncidentWorkflow
 
-WORKFLOWS = [IncidentWorkflow, LegacyIncidentWorkflow, AlertGroupWorkflow, AlertIntakeWorkflow]
+WORKFLOWS = [
+    IncidentWorkflow,
+    LegacyIncidentWorkflow,
+    AlertGroupWorkflow,
+    AlertIntakeWorkflow,
+    ActionItemWorkflow,
+]
 """Every workflow the incident worker runs (also what the replay tests replay)."""
 
 _POLICY_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="policy")

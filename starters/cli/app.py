@@ -35,6 +35,7 @@ from domain.models import (
 )
 from domain.settings import Settings
 from starters.cli import render
+from starters.cli.actions import register as register_actions
 from starters.cli.session import CliError, Incidents, open_client
 from starters.cli.storms import dismiss_storm
 from starters.cli.timeline import with_archived_timeline
@@ -550,6 +551,9 @@ def postmortem(
             render.print_postmortem_status(view, now=datetime.now(UTC))
 
     _run(action)
+
+
+register_actions(app, timeout=_timeout.get)
 
 
 def main() -> None:

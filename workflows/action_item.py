@@ -1,0 +1,468 @@
+"""The action-item workflow: one follow-up of an incident, alive until done or dropped.
+
+Its workflow ID is the action ID (``INC-20261127-3A7X-A2``) and it outlives the
+incident's own workflow. Every clock is derived from the state and the
+``[actions]`` policy (:func:`armed_clocks`): the owner is reminded
+``remind_before`` the due date and told when it passes, the IC and management
+hear ``escalate_after`` later, and the IC is reminded of the open item every
+``digest_every``. Marks keyed by the due date keep each from firing twice,
+also across continue-as-new; editing the due date re-arms them.
+
+Messages go through the same per-channel ``deliver_via`` activity as the
+incident's, from a small outbox of their own, exactly once per key
+(``<action id>/<seq>``). Listings read only visibility: the ``Action*`` search
+attributes and the memo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.notify import Notifier
+    from activities.policy import PolicyActivities
+    from domain import search_attributes as sa
+    from domain.actions import (
+        ACTION_CHANNELS,
+        ACTION_WORKFLOW_TYPE,
+        MAX_NOTE,
+        MAX_TITLE,
+        OUTBOX_CAP,
+        ActionDone,
+        ActionEdit,
+        ActionItemInput,
+        ActionResult,
+        ActionState,
+        ActionStatus,
+        ActionWontdo,
+        check_edit,
+        check_open,
+        check_reason,
+        clamp,
+        next_digest_at,
+        normalize_owner,
+    )
+    from domain.durations import format_duration
+    from domain.models import (
+        ChannelDelivery,
+        IncidentFacts,
+        Notification,
+        NotificationKind,
+        NotifyResult,
+    )
+    from domain.policy import ActionsPolicy
+
+DELIVERY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+)
+DELIVERY_ATTEMPT = timedelta(minutes=2)
+"""One attempt of one channel (as for incidents)."""
+DELIVERY_HEARTBEAT = timedelta(seconds=20)
+"""A worker that dies mid-delivery is noticed this fast."""
+DELIVERY_GIVE_UP = timedelta(minutes=30)
+"""A channel that fails this long gives the message up."""
+
+
+class ClockKind(StrEnum):
+    """What an action item's timer is for (ties fire in this order)."""
+
+    REMIND = "remind"
+    OVERDUE = "overdue"
+    ESCALATE = "escalate"
+    DIGEST = "digest"
+
+
+@dataclass(frozen=True)
+class Clock:
+    """One armed deadline."""
+
+    when: datetime
+    kind: ClockKind
+    label: str
+
+
+_ORDER = list(ClockKind)
+
+
+def armed_clocks(state: ActionState) -> list[Clock]:
+    """Every deadline still to fire, earliest first (none once done or dropped)."""
+    policy = state.policy
+    if policy is None or state.status is not ActionStatus.OPEN:
+        return []
+    due, marks, who = state.due, state.marks, state.owner
+    clocks: list[Clock] = []
+    if marks.reminded_for != due:
+        clocks.append(Clock(due - policy.remind_before, ClockKind.REMIND, f"remind {who}"))
+    if marks.overdue_for != due:
+        clocks.append(Clock(due, ClockKind.OVERDUE, f"due date of {state.id}"))
+    if marks.escalated_for != due:
+        escalate = due + policy.escalate_after
+        clocks.append(Clock(escalate, ClockKind.ESCALATE, f"escalate {state.id}"))
+    digest = next_digest_at(state)
+    if digest is not None:
+        clocks.append(Clock(digest, ClockKind.DIGEST, f"remind the IC of {state.id}"))
+    clocks.sort(key=lambda clock: (clock.when, _ORDER.index(clock.kind)))
+    return clocks
+
+
+class CommandRejected(ValueError):
+    """A command that is not allowed now; the message says why."""
+
+
+def _reject_if(reason: str | None) -> None:
+    if reason is not None:
+        raise CommandRejected(reason)
+
+
+def _recheck(reason: str | None) -> None:
+    if reason is not None:
+        raise ApplicationError(reason, type="CommandRejected", non_retryable=True)
+
+
+@workflow.defn(name=ACTION_WORKFLOW_TYPE)
+class ActionItemWorkflow:
+    """Keeps one action item alive: reminders, overdue notice, escalation, IC digest."""
+
+    @workflow.init
+    def __init__(self, input: ActionItemInput) -> None:
+        if input.carried is not None:
+            self._s = input.carried
+        else:
+            self._s = ActionState(
+                id=workflow.info().workflow_id,
+                incident_id=input.incident_id,
+                title=clamp(input.title, MAX_TITLE),
+                owner=normalize_owner(input.owner),
+                due=input.due,
+                added_by=input.added_by,
+                added_at=workflow.now(),
+                commander=input.commander,
+                severity=input.severity,
+                incident_title=clamp(input.incident_title, MAX_TITLE),
+                incident_phase=input.incident_phase,
+                incident_declared_at=input.incident_declared_at,
+            )
+        self._input = input
+        self._wake = False
+        self._stopping = False
+        self._in_flight: dict[str, str] = {}
+        self._published: dict[str, object] = {}
+
+    @workflow.run
+    async def run(self, input: ActionItemInput) -> ActionState:
+        """Fire clocks until the item is done or dropped, continuing as new when history grows."""
+        if self._s.channels is None:
+            setup = await workflow.execute_local_activity_method(
+                PolicyActivities.worker_setup,
+                start_to_close_timeout=timedelta(seconds=10),
+                summary="Load action-item policy and channels",
+            )
+            self._s.policy = setup.policy.actions
+            self._s.max_history_events = input.max_history_events or setup.policy.max_history_events
+            self._s.max_history_bytes = setup.policy.max_history_bytes
+            self._s.channels = [name for name in setup.channels if name in ACTION_CHANNELS]
+        workers = [asyncio.create_task(self._deliver(name)) for name in self._s.channels]
+        continue_as_new = await self._run_clocks()
+        if not continue_as_new:
+            await workflow.wait_condition(
+                lambda: not self._s.outbox and workflow.all_handlers_finished()
+            )
+        self._stopping = True
+        for worker in workers:
+            worker.cancel()
+        await workflow.wait_condition(
+            lambda: all(worker.done() for worker in workers) and workflow.all_handlers_finished()
+        )
+        if continue_as_new:
+            workflow.continue_as_new(input.model_copy(update={"carried": self._s}))
+        self._publish()
+        return self._s
+
+    @property
+    def _policy(self) -> ActionsPolicy:
+        assert self._s.policy is not None, "the policy is loaded before any clock fires"
+        return self._s.policy
+
+    def _history_full(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._s.max_history_events
+            or info.get_current_history_size() >= self._s.max_history_bytes
+        )
+
+    async def _run_clocks(self) -> bool:
+        """Fire due clocks and sleep until the next; True means continue-as-new."""
+        timer: asyncio.Task[None] | None = None
+        armed_for: Clock | None = None
+        try:
+            while True:
+                self._fire_due_clocks()
+                self._publish()
+                if self._s.status is not ActionStatus.OPEN:
+                    return False
+                if self._history_full():
+                    return True
+                armed = armed_clocks(self._s)
+                upcoming = armed[0] if armed else None
+                if timer is not None and (timer.done() or upcoming != armed_for):
+                    timer.cancel()
+                    timer = None
+                if upcoming is not None and timer is None:
+                    delay = max(upcoming.when - workflow.now(), timedelta(milliseconds=1))
+                    timer = asyncio.create_task(workflow.sleep(delay, summary=upcoming.label))
+                    armed_for = upcoming
+                self._wake = False
+                await workflow.wait_condition(self._woken_by(timer))
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _woken_by(self, timer: asyncio.Task[None] | None) -> Callable[[], bool]:
+        return lambda: self._wake or (timer is not None and timer.done()) or self._history_full()
+
+    # -------------------------------------------------------------- clocks
+
+    def _fire_due_clocks(self) -> None:
+        while True:
+            armed = armed_clocks(self._s)
+            if not armed or armed[0].when > workflow.now():
+                return
+            self._fire(armed[0])
+
+    def _fire(self, clock: Clock) -> None:
+        s, now = self._s, workflow.now()
+        if clock.kind is ClockKind.REMIND:
+            s.marks.reminded_for = s.due
+            if now < s.due:  # already due: the overdue notice says it instead
+                self._notify(NotificationKind.ACTION_REMINDER, [s.owner])
+        elif clock.kind is ClockKind.OVERDUE:
+            s.marks.reminded_for = s.marks.overdue_for = s.due
+            self._notify(NotificationKind.ACTION_OVERDUE, [s.owner])
+        elif clock.kind is ClockKind.ESCALATE:
+            s.marks.escalated_for = s.due
+            late = format_duration(self._policy.escalate_after)
+            self._notify(
+                NotificationKind.ACTION_ESCALATED,
+                [s.commander or "", *self._policy.escalate_to, s.owner],
+                suffix=f"; still open {late} after its due date",
+            )
+        else:
+            # One reminder per wake-up, however long the worker was away.
+            periods = int((now - s.added_at) / self._policy.digest_every)
+            s.marks.digests_sent = max(periods, s.marks.digests_sent + 1)
+            self._notify(NotificationKind.ACTION_DIGEST, [s.commander or s.added_by])
+
+    # ------------------------------------------------------------- updates
+
+    async def _ready(self) -> None:
+        await workflow.wait_condition(lambda: self._s.policy is not None)
+
+    def _result(self, message: str) -> ActionResult:
+        self._wake = True
+        return ActionResult(
+            action_id=self._s.id, status=self._s.status, message=message, on_time=self._s.on_time
+        )
+
+    @workflow.update
+    async def done(self, command: ActionDone) -> ActionResult:
+        """Mark the item done; records when, and whether it was on time."""
+        await self._ready()
+        _recheck(check_open(self._s))
+        s, now = self._s, workflow.now()
+        s.status, s.completed_at, s.on_time = ActionStatus.DONE, now, now <= s.due
+        s.note = clamp(command.note, MAX_NOTE)
+        when = "on time" if s.on_time else f"late (was due {s.deadline_text})"
+        self._notify(
+            NotificationKind.ACTION_DONE,
+            [s.commander or "", s.owner],
+            suffix=f"; done {when} by {command.responder}",
+            actor=command.responder,
+        )
+        return self._result(f"{s.id} done {when}")
+
+    @done.validator
+    def _validate_done(self, command: ActionDone) -> None:
+        _reject_if(check_open(self._s))
+
+    @workflow.update
+    async def wontdo(self, command: ActionWontdo) -> ActionResult:
+        """Drop the item with a reason."""
+        await self._ready()
+        _recheck(check_open(self._s) or check_reason(command.reason))
+        s = self._s
+        s.status, s.completed_at = ActionStatus.DROPPED, workflow.now()
+        s.reason = clamp(command.reason, MAX_NOTE)
+        self._notify(
+            NotificationKind.ACTION_DROPPED,
+            [s.commander or "", s.owner],
+            suffix=f"; dropped by {command.responder}: {s.reason}",
+            actor=command.responder,
+        )
+        return self._result(f"{s.id} dropped")
+
+    @wontdo.validator
+    def _validate_wontdo(self, command: ActionWontdo) -> None:
+        _reject_if(check_open(self._s) or check_reason(command.reason))
+
+    @workflow.update
+    async def edit(self, command: ActionEdit) -> ActionResult:
+        """Change title, owner or due date; a new due date re-arms every clock."""
+        await self._ready()
+        _recheck(check_edit(self._s, command, workflow.now()))
+        s = self._s
+        changes: list[str] = []
+        if command.title is not None:
+            s.title = clamp(command.title, MAX_TITLE)
+            changes.append("title")
+        if command.owner is not None:
+            s.owner = normalize_owner(command.owner)
+            changes.append(f"owner {s.owner}")
+        if command.due is not None:
+            s.due = command.due
+            changes.append(f"due {s.deadline_text}")
+        s.edits += 1
+        return self._result(f"{s.id}: {', '.join(changes)}")
+
+    @edit.validator
+    def _validate_edit(self, command: ActionEdit) -> None:
+        _reject_if(check_edit(self._s, command, workflow.now()))
+
+    @workflow.query
+    def view(self) -> ActionState:
+        """The item's state (for tests and debugging; listings use visibility)."""
+        return self._s
+
+    # ------------------------------------------------------------ messages
+
+    def _facts(self) -> IncidentFacts:
+        s = self._s
+        return IncidentFacts(
+            id=s.incident_id,
+            title=s.incident_title or s.incident_id,
+            severity=s.severity,
+            phase=s.incident_phase,
+            commander=s.commander,
+            declared_at=s.incident_declared_at or s.added_at,
+        )
+
+    def _notify(
+        self,
+        kind: NotificationKind,
+        targets: list[str],
+        *,
+        suffix: str = "",
+        actor: str = "system",
+    ) -> None:
+        s = self._s
+        s.notification_seq += 1
+        text = f"{s.id} “{s.title}” (owner {s.owner}, due {s.deadline_text}){suffix}"
+        notification = Notification(
+            key=f"{s.id}/{s.notification_seq}",
+            kind=kind,
+            incident=self._facts(),
+            at=workflow.now(),
+            targets=list(dict.fromkeys(target for target in targets if target)),
+            text=text,
+            actor=actor,
+            priority=True,
+            pending=list(s.channels or []),
+        )
+        if not notification.pending:
+            return
+        s.outbox.append(notification)
+        if len(s.outbox) > OUTBOX_CAP:
+            victim = next((n for n in s.outbox if n.key not in self._in_flight.values()), None)
+            if victim is not None:
+                s.outbox.remove(victim)
+                workflow.logger.warning("%s: outbox full, dropped %s", s.id, victim.key)
+        self._wake = True
+
+    async def _deliver(self, channel: str) -> None:
+        """Deliver the outbox through ``channel``, oldest first, until stopped."""
+        while True:
+            await workflow.wait_condition(
+                lambda: self._stopping or any(channel in n.pending for n in self._s.outbox)
+            )
+            if self._stopping:
+                return
+            notification = next(n for n in self._s.outbox if channel in n.pending)
+            self._in_flight[channel] = notification.key
+            try:
+                await self._deliver_one(channel, notification)
+            finally:
+                del self._in_flight[channel]
+
+    async def _deliver_one(self, channel: str, notification: Notification) -> None:
+        handoff = notification.model_copy(update={"refs": dict(self._s.refs), "pending": []})
+        try:
+            result = await workflow.execute_activity_method(
+                Notifier.deliver_via,
+                ChannelDelivery(channel=channel, notification=handoff),
+                start_to_close_timeout=DELIVERY_ATTEMPT,
+                heartbeat_timeout=DELIVERY_HEARTBEAT,
+                schedule_to_close_timeout=DELIVERY_GIVE_UP,
+                retry_policy=DELIVERY_RETRY,
+                cancellation_type=workflow.ActivityCancellationType.ABANDON,
+                summary=f"{channel}: {notification.kind.value} {', '.join(notification.targets)}",
+            )
+        except ActivityError as error:
+            if isinstance(error.cause, CancelledError):
+                raise asyncio.CancelledError from None  # stopping for continue-as-new
+            result = NotifyResult(failures=[str(error.cause) if error.cause else str(error)])
+        if channel in notification.pending:
+            notification.pending.remove(channel)
+        if not notification.pending and notification in self._s.outbox:
+            self._s.outbox.remove(notification)
+        self._s.refs.update(result.refs)
+        for failure in result.failures:
+            workflow.logger.error("%s: %s not delivered: %s", channel, notification.key, failure)
+
+    # ----------------------------------------------------------- visibility
+
+    def _publish(self) -> None:
+        """Keep the search attributes and memo listings read in step with the state."""
+        s = self._s
+        values: list[tuple[Any, Any]] = [
+            (sa.ACTION_INCIDENT, s.incident_id),
+            (sa.ACTION_OWNER, sa.keyword(s.owner)),
+            (sa.ACTION_STATUS, s.status.value),
+            (sa.ACTION_DUE_AT, int(s.due.timestamp())),
+        ]
+        updates: list[SearchAttributeUpdate[Any]] = []
+        for key, value in values:
+            if self._published.get(key.name) != value:
+                self._published[key.name] = value
+                updates.append(key.value_set(value))
+        if updates:
+            workflow.upsert_search_attributes(updates)
+        memo = memo_of(s)
+        if self._published.get("memo") != memo:
+            self._published["memo"] = memo
+            workflow.upsert_memo(memo)
+        workflow.set_current_details(
+            f"**{s.status.value}** · owner {s.owner} · due {s.deadline_text}"
+        )
+
+
+def memo_of(state: ActionState) -> dict[str, Any]:
+    """What listings show besides the search attributes."""
+    return {
+        "title": state.title,
+        "due": state.due.isoformat(),
+        "commander": state.commander,
+        "incident_title": state.incident_title,
+        "completed_at": state.completed_at.isoformat() if state.completed_at else None,
+        "on_time": state.on_time,
+    }
