@@ -157,9 +157,15 @@ class UpdateTiming:
     error: str = ""
 
 
-def storm_policy() -> str:
-    """The benchmark's policy: the demo clocks, alerts routed to P0, a 10 s settle window."""
-    return DEMO_POLICY.read_text(encoding="utf-8") + POLICY_EXTRAS
+def storm_policy(max_history_events: int | None = None) -> str:
+    """The benchmark's policy: the demo clocks, alerts routed to P0, a 10 s settle window.
+
+    Args:
+        max_history_events: the policy's continue-as-new threshold, to try another
+            one (default: the policy's own).
+    """
+    top = f"max_history_events = {max_history_events}\n" if max_history_events else ""
+    return top + DEMO_POLICY.read_text(encoding="utf-8") + POLICY_EXTRAS
 
 
 async def post(sender: Sender, request: bytes, storm: Storm) -> Response | None:
@@ -413,7 +419,7 @@ async def wait_after(stack: Stack, incident_id: str, timeout: float) -> None:
 
 async def main(options: argparse.Namespace) -> bool:
     """Start the stack, run the storm, print the figures; True when every target is met."""
-    policy_text = storm_policy()
+    policy_text = storm_policy(options.max_history_events)
     policy = policy_from_mapping(tomllib.loads(policy_text), source="flap storm policy")
     fingerprint = f"flap-{uuid.uuid4().hex[:12]}"
     started_at = datetime.now(UTC)
@@ -531,7 +537,13 @@ def _report(
     sent = 2 * options.pairs + 2
     print(
         f"\nFlap storm: {options.pairs} fire/resolve pairs of one fingerprint into {incident_id} "
-        f"(P0, acknowledged), {options.senders} senders, {os.cpu_count()} CPUs\n"
+        f"(P0, acknowledged), {options.senders} senders, {os.cpu_count()} CPUs"
+        + (
+            f", policy max_history_events {options.max_history_events}"
+            if options.max_history_events
+            else ""
+        )
+        + "\n"
     )
     print(f"pairs sent            {storm.pairs_done} ({sent} requests with the first and last)")
     print(
@@ -633,6 +645,11 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between samples")
     parser.add_argument(
         "--after", type=float, default=180, help="seconds to wait for the clocks after the storm"
+    )
+    parser.add_argument(
+        "--max-history-events",
+        type=int,
+        help="try another policy max_history_events (default: the policy's own)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the stack's directory")
     options = parser.parse_args()
