@@ -10,11 +10,12 @@ workflows themselves, so it lists thousands of items across incidents in one cal
 from __future__ import annotations
 
 import asyncio
+import functools
 import getpass
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec
 
 import typer
 from pydantic import ValidationError
@@ -64,6 +65,8 @@ from starters.cli import render
 from starters.cli.session import CliError, Incidents, open_client, rejection_reason
 from workflows.action_item import ActionItemWorkflow, memo_of
 
+_P = ParamSpec("_P")
+
 MAX_NUMBER_TRIES = 50
 """Action numbers tried past the visible count before giving up (visibility lags)."""
 
@@ -111,6 +114,20 @@ def _run(action: Callable[[Client], Awaitable[None]]) -> None:
     except CliError as error:
         render.print_error(error.message)
         raise typer.Exit(error.exit_code) from None
+
+
+def _reports(command: Callable[_P, None]) -> Callable[_P, None]:
+    """Checks made before connecting fail like the rest: one line on stderr, exit 1."""
+
+    @functools.wraps(command)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except CliError as error:
+            render.print_error(error.message)
+            raise typer.Exit(error.exit_code) from None
+
+    return checked
 
 
 def _settings() -> Settings:
@@ -204,6 +221,7 @@ async def _command(client: Client, aid: str, send: Callable[[Any], Awaitable[Any
 
 
 @action_app.command("add")
+@_reports
 def add(
     incident_id: Annotated[str, typer.Argument(metavar="INCIDENT", help="Incident ID.")],
     title: Annotated[str, typer.Argument(metavar="TITLE", help="What must be done.")],
@@ -301,6 +319,7 @@ async def _start(client: Client, item: ActionItemInput) -> str:
 
 
 @action_app.command("done")
+@_reports
 def done(
     aid: ActionId,
     note: Annotated[str, typer.Option("--note", help="What was done.")] = "",
@@ -320,6 +339,7 @@ def done(
 
 
 @action_app.command("wontdo")
+@_reports
 def wontdo(
     aid: ActionId,
     reason: Annotated[str, typer.Option("--reason", help="Why it will not be done.")],
@@ -340,6 +360,7 @@ def wontdo(
 
 
 @action_app.command("edit")
+@_reports
 def edit(
     aid: ActionId,
     title: Annotated[str | None, typer.Option("--title", help="New title.")] = None,
@@ -404,6 +425,7 @@ async def summarize(execution: WorkflowExecution, now: datetime) -> ActionSummar
     )
 
 
+@_reports
 def list_actions(
     owner: Annotated[str | None, typer.Option("--owner", metavar="NAME")] = None,
     incident: Annotated[str | None, typer.Option("--incident", metavar="ID")] = None,
