@@ -123,11 +123,14 @@ def test_histories_cover_every_workflow_and_a_full_lifecycle() -> None:
     assert all(_workflow_type(p) == "IncidentWorkflow" for p in FOLDER.glob("legacy_*.json"))
     assert all(_workflow_type(p) == "AlertGroupWorkflow" for p in FOLDER.glob("alert_group*.json"))
     assert _workflow_type(FOLDER / "alert_intake.json") == "AlertIntakeWorkflow"
+    assert _workflow_type(FOLDER / "action_item.json") == "ActionItem"
+    assert _workflow_type(FOLDER / "action_item_after_continue_as_new.json") == "ActionItem"
     assert {_workflow_type(path) for path in HISTORIES} == {
         "Incident",
         "IncidentWorkflow",
         "AlertGroupWorkflow",
         "AlertIntakeWorkflow",
+        "ActionItem",
     }
     assert {path.stem for path in UNREPLAYABLE} == {
         "alert_group_fast_join_unmarked",
