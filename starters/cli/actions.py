@@ -61,6 +61,7 @@ from domain.actions import (
 from domain.durations import parse_duration
 from domain.models import Phase, Severity
 from domain.settings import Settings
+from domain.text import escape_markdown
 from starters.cli import render
 from starters.cli.session import CliError, Incidents, open_client, rejection_reason
 from workflows.action_item import ActionItemWorkflow, memo_of
@@ -310,7 +311,7 @@ async def _start(client: Client, item: ActionItemInput) -> str:
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 search_attributes=attributes,
                 memo=memo,
-                static_summary=f"{item.owner} · {clamp(item.title, 150)}",
+                static_summary=f"{item.owner} · {escape_markdown(clamp(item.title, 150))}",
             )
         except WorkflowAlreadyStartedError:
             continue  # taken (also by a closed item: IDs are never reused)
