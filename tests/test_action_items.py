@@ -3,6 +3,7 @@ validator rejections, completion on time or late, and listing through visibility
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -315,3 +317,47 @@ async def test_cli_refusals_exit_1_with_the_reason(
     assert "reason" in await cli.refused("action", "wontdo", aid, "--reason", " ")
     await cli.ok("action", "wontdo", aid, "--reason", "duplicate of A1")
     assert "closed (dropped)" in await cli.refused("action", "done", aid)
+
+
+async def test_of_two_closing_commands_in_one_task_exactly_one_wins(
+    ts_env: WorkflowEnvironment, outbox: Outbox
+) -> None:
+    async with new_worker(ts_env.client, policy=POLICY, channels=[outbox.channel]) as worker:
+        now = await ts_env.get_current_time()
+        handle = await _add(ts_env.client, worker, due_in=timedelta(days=2), now=now)
+        await handle.query(ActionItemWorkflow.view)  # started and set up
+        outcomes = await asyncio.gather(
+            handle.execute_update(ActionItemWorkflow.done, ActionDone(responder="bob")),
+            handle.execute_update(
+                ActionItemWorkflow.wontdo, ActionWontdo(responder="carol", reason="obsolete")
+            ),
+            return_exceptions=True,
+        )
+        state = await handle.result()
+
+    won = [o for o in outcomes if not isinstance(o, BaseException)]
+    # Refused by the validator or the handler's re-check (or, had the winner already
+    # closed the workflow, by the server): either way it changed nothing.
+    lost = [o for o in outcomes if isinstance(o, WorkflowUpdateFailedError | RPCError)]
+    assert len(won) == 1 and len(lost) == 1, outcomes
+    assert won[0].status is state.status
+    closing = [r["kind"] for r in outbox.records() if r["key"].startswith(f"{handle.id}/")]
+    assert closing == [f"action_{'done' if state.status is ActionStatus.DONE else 'dropped'}"]
+
+
+def test_hostile_titles_are_escaped_in_slack_and_folded_on_the_console() -> None:
+    from activities.outbox import render_console
+    from activities.template_check import _sample
+    from activities.templates import Trusted, standard_templates
+    from domain.models import NotificationKind
+
+    templates = standard_templates()
+    sample = _sample(NotificationKind.ACTION_OVERDUE)
+    sample.key = "INC-20260101-TEST-A3/2"
+    sample.text = "INC-20260101-TEST-A3 “<!channel> fix\nFAKE LINE” (owner @bob)"
+    slack = templates.render("slack", sample, mentions=Trusted("<@U1>"))
+    console = render_console(templates, sample)
+
+    assert "&lt;!channel&gt;" in slack and "<!channel>" not in slack
+    assert "incident action done INC-20260101-TEST-A3" in console
+    assert "\nFAKE LINE" not in console
