@@ -87,12 +87,18 @@ def _near(actual: list[timedelta], expected: list[timedelta]) -> bool:
     )
 
 
-@pytest.mark.parametrize("max_history_events", [None, 12], ids=["one_run", "continued_as_new"])
+@pytest.mark.parametrize(
+    ("max_history_events", "cached"),
+    [(None, 1000), (12, 1000), (12, 0)],
+    ids=["one_run", "continued_as_new", "continued_as_new_every_task_replays"],
+)
 async def test_every_clock_fires_once_at_its_offset(
-    ts_env: WorkflowEnvironment, outbox: Outbox, max_history_events: int | None
+    ts_env: WorkflowEnvironment, outbox: Outbox, max_history_events: int | None, cached: int
 ) -> None:
     due = timedelta(days=3)
-    async with new_worker(ts_env.client, policy=POLICY, channels=[outbox.channel]) as worker:
+    async with new_worker(
+        ts_env.client, policy=POLICY, channels=[outbox.channel], max_cached_workflows=cached
+    ) as worker:
         added = await ts_env.get_current_time()
         handle = await _add(
             ts_env.client, worker, due_in=due, now=added, max_history_events=max_history_events
