@@ -26,11 +26,12 @@ from domain.actions import (
     ActionWontdo,
     check_owner,
 )
-from domain.models import Severity
+from domain.models import IncidentFacts, Notification, NotifyResult, Phase, Severity
 from domain.policy import Policy
 from starters.cli.actions import list_query, parse_due
 from starters.cli.session import CliError
 from tests.conftest import Outbox, new_worker
+from tests.fakes.slack import FakeSlack
 from tests.helpers import declare
 from tests.test_cli import Cli, base_env, eventually
 from workflows.action_item import ActionItemWorkflow
@@ -367,3 +368,51 @@ def test_hostile_titles_are_escaped_in_slack_and_folded_on_the_console() -> None
     assert "&lt;!channel&gt;" in slack and "<!channel>" not in slack
     assert "incident action done INC-20260101-TEST-A3" in console
     assert "\nFAKE LINE" not in console
+
+
+class _PublicChannel:
+    """Stands in for the status page: an action item must never reach it."""
+
+    name = "statuspage"
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    async def deliver(self, notification: Notification) -> NotifyResult:
+        self.keys.append(notification.key)
+        return NotifyResult()
+
+
+async def test_messages_reach_the_incidents_slack_channel_and_never_the_public(
+    ts_env: WorkflowEnvironment, outbox: Outbox, slack: FakeSlack
+) -> None:
+    from activities.slack import SlackApi, SlackChannel, new_slack_client
+    from activities.templates import standard_templates
+    from domain.comms import SlackSettings, incident_channel_name
+
+    facts = IncidentFacts(
+        id="INC-20261127-3A7X",
+        title="Checkout returns 500s",
+        severity=Severity.P1,
+        phase=Phase.RESOLVE,
+        declared_at=datetime(2026, 11, 27, tzinfo=UTC),
+    )
+    room = slack.add_channel(incident_channel_name(facts))
+    settings = SlackSettings(bot_token=slack.token, api_url=slack.api_url)
+    channel = SlackChannel(
+        SlackApi(new_slack_client(settings)), standard_templates(), POLICY.comms.slack
+    )
+    public = _PublicChannel()
+    channels = [outbox.channel, channel, public]
+    async with new_worker(ts_env.client, policy=POLICY, channels=channels) as worker:
+        now = await ts_env.get_current_time()
+        handle = await _add(ts_env.client, worker, due_in=timedelta(days=2), now=now)
+        await ts_env.sleep(timedelta(days=2, hours=1))
+        await handle.execute_update(ActionItemWorkflow.done, ActionDone(responder="bob"))
+        await handle.result()
+
+    posted = [m["metadata"]["event_payload"]["kind"] for m in slack.posts(room.id)]
+    assert posted == ["action_reminder", "action_overdue", "action_done"]
+    assert "Alert on queue depth" in slack.posts(room.id)[0]["text"]
+    assert public.keys == []
+    assert [r["kind"] for r in outbox.records() if r["key"].startswith(handle.id)] == posted
