@@ -25,6 +25,10 @@ DIRECT_MESSAGE_KINDS = frozenset(
         NotificationKind.SLA_BREACH,
         NotificationKind.POSTMORTEM_REMINDER,
         NotificationKind.POSTMORTEM_OVERDUE,
+        NotificationKind.ACTION_REMINDER,
+        NotificationKind.ACTION_OVERDUE,
+        NotificationKind.ACTION_ESCALATED,
+        NotificationKind.ACTION_DIGEST,
     }
 )
 """Messages that also reach each targeted user by direct message."""
