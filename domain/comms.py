@@ -200,12 +200,14 @@ def escape_mrkdwn(text: str) -> str:
 
 
 def downtime(facts: IncidentFacts, *, until: datetime | None = None) -> timedelta:
-    """Customer-visible downtime: from the declaration to resolution.
+    """Customer-visible downtime: from when impact started to resolution.
 
-    Only times a human stands behind reach customers: a monitoring sender's start time
-    (``detected_at``) is for time-to-detect, not for what customers are told.
+    Only times a human stands behind reach customers: the impact start a responder
+    set (``incident set --impact-started``), else the declaration. A monitoring
+    sender's start time (``detected_at``) is for time-to-detect, not for what
+    customers are told.
     """
-    start = facts.declared_at
+    start = facts.impact_started or facts.declared_at
     end = facts.resolved_at or until or facts.declared_at
     return max(end - start, timedelta())
 

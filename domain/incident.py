@@ -10,6 +10,7 @@ from domain.models import (
     AlertState,
     Declaration,
     IncidentFacts,
+    IncidentRecord,
     Notification,
     Phase,
     Severity,
@@ -145,6 +146,11 @@ class IncidentState(_Model):
     """Sequence of the last queued notification (keys are ``<id>/<seq>``)."""
     policy: Policy | None = None
     """The worker's policy, loaded once when the incident was declared."""
+    record: IncidentRecord = Field(default_factory=IncidentRecord)
+    """The process's incident record as responders filled it in (``incident set``)."""
+    postmortem_draft_written: bool = False
+    """Whether the post-mortem draft was handed to the drafts directory after Resolve
+    (or given up on); it is written once per incident."""
 
     @classmethod
     def declare(cls, incident_id: str, declaration: Declaration, now: datetime) -> IncidentState:
@@ -225,3 +231,7 @@ class IncidentView(IncidentFacts):
     """Older entries moved to the timeline archive."""
     delivery_failed: bool = False
     """Whether a page could not be delivered by some channel."""
+    record: IncidentRecord = Field(default_factory=IncidentRecord)
+    """The process's incident record as responders filled it in."""
+    refs: dict[str, str] = Field(default_factory=dict)
+    """Delivery references (Slack channel, status-page incident), for the incident document."""

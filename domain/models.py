@@ -90,6 +90,7 @@ class EventKind(StrEnum):
     NOTIFICATION_FAILED = "notification_failed"
     NOTIFICATION_SENT = "notification_sent"
     CLOSED = "closed"
+    RECORD_CHANGED = "record_changed"
 
 
 class TimelineEvent(_Model):
@@ -273,6 +274,78 @@ class PostmortemInput(ResponderCommand):
     """Where the post-mortem document lives."""
 
 
+class FixStrategy(StrEnum):
+    """The process's fix strategies (phase Fix)."""
+
+    ROLLBACK = "rollback"
+    HOTFIX = "hotfix"
+    SCALE = "scale"
+    DISABLE = "disable"
+    REDIRECT = "redirect"
+
+
+MAX_SERVICES_DOWN = 30
+"""Services an incident record lists as down (a longer list is a whole-platform outage)."""
+MAX_ROOT_CAUSE_KEY = 64
+"""Longest root-cause key; it is a tag compared across incidents, not a sentence."""
+
+
+class IncidentRecord(_Model):
+    """The process's incident record, as responders filled it in (None: not recorded)."""
+
+    users_affected: str | None = None
+    """Users affected, as a number or a share ("12%", "~3,000")."""
+    services_down: list[str] | None = None
+    """Services that were down (at most :data:`MAX_SERVICES_DOWN`)."""
+    data_loss: bool | None = None
+    """Whether data was lost."""
+    revenue_impact: float | None = None
+    """Revenue lost, in the policy's currency (dollars in the process), never negative."""
+    customer_complaints: int | None = None
+    """Customer complaints received, never negative."""
+    root_cause: str | None = None
+    """What went wrong (untrusted; escape when rendering)."""
+    root_cause_key: str | None = None
+    """Short normalised tag (``deploy/bad-config``): how the same root cause is recognised
+    across incidents."""
+    resolution: str | None = None
+    """What was done to fix it (internal; the public reads ``public_resolution``)."""
+    fix_strategy: FixStrategy | None = None
+    """Which of the process's fix strategies was used."""
+    impact_started: datetime | None = None
+    """When users were first hurt, as a responder confirmed it (often before any alert)."""
+
+
+class RecordInput(ResponderCommand):
+    """``incident set``: fill in or correct fields of the incident record.
+
+    Every field is optional; the ones given replace what was recorded. Values are
+    checked by the workflow's validator (``workflows.transitions.check_record``),
+    so a bad one is refused with its reason and nothing is written.
+    """
+
+    users_affected: str | None = None
+    """Users affected, as a number or a share."""
+    services_down: list[str] | None = None
+    """Services that were down."""
+    data_loss: bool | None = None
+    """Whether data was lost."""
+    revenue_impact: float | None = None
+    """Revenue lost (>= 0)."""
+    customer_complaints: int | None = None
+    """Customer complaints received (>= 0)."""
+    root_cause: str | None = None
+    """What went wrong."""
+    root_cause_key: str | None = None
+    """Short normalised tag, lower case: ``area/cause`` like ``deploy/bad-config``."""
+    resolution: str | None = None
+    """What was done to fix it."""
+    fix_strategy: str | None = None
+    """rollback, hotfix, scale, disable or redirect."""
+    impact_started: datetime | None = None
+    """When users were first hurt (timezone-aware; not in the future)."""
+
+
 class CommandResult(_Model):
     """What a responder update returns."""
 
@@ -336,6 +409,9 @@ class IncidentFacts(_Model):
     from the policy until a responder acknowledges or sets one; empty: ``title``."""
     public_resolution: str = ""
     """What the public reads about the resolution (never a responder's internal note)."""
+    impact_started: datetime | None = None
+    """When users were first hurt, when a responder set it (``incident set --impact-started``);
+    customer-facing downtime counts from here."""
 
     @property
     def public_name(self) -> str:

@@ -15,6 +15,7 @@ from activities.email import CustomerEmailChannel, SmtpSender
 from activities.notify import Notifier
 from activities.outbox import OutboxChannel
 from activities.policy import PolicyActivities
+from activities.postmortems import PostmortemDrafts
 from activities.slack import SlackApi, SlackChannel, new_slack_client
 from activities.status_provider import StatusPageChannel
 from activities.statuspage import AtlassianStatuspage, new_statuspage_client
@@ -94,12 +95,14 @@ def build_worker(
     policy: Policy,
     channels: Sequence[Channel],
     archive_dir: Path = Path(".data") / "timelines",
+    postmortems_dir: Path | None = None,
     **worker_options: Any,
 ) -> Worker:
     """A worker running incident workflows and their activities on ``task_queue``.
 
     ``archive_dir`` holds the timeline archive (older timeline entries of every
-    incident); replicas of the worker share it.
+    incident); replicas of the worker share it. ``postmortems_dir`` receives the
+    post-mortem drafts (default: ``postmortems`` next to ``archive_dir``).
     """
     notifier = Notifier(channels)
     setup = PolicyActivities(policy, notifier.channel_names)
@@ -113,6 +116,7 @@ def build_worker(
             notifier.notify,
             notifier.deliver_via,
             TimelineArchive(archive_dir).archive,
+            PostmortemDrafts(postmortems_dir or archive_dir.parent / "postmortems").write,
         ],
         activity_executor=_POLICY_EXECUTOR,
         **worker_options,

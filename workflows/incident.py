@@ -33,6 +33,7 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from activities.notify import Notifier
     from activities.policy import PolicyActivities
+    from activities.postmortems import DraftInput, PostmortemDrafts
     from activities.timeline_archive import ArchiveInput, TimelineArchive
     from domain import launch
     from domain.durations import format_duration
@@ -56,13 +57,14 @@ with workflow.unsafe.imports_passed_through():
         Phase,
         PhaseInput,
         PostmortemInput,
+        RecordInput,
         SeverityInput,
         StatusUpdateInput,
         _Model,
         cap_text,
     )
     from domain.policy import Policy, SeverityPolicy
-    from workflows import clocks, outbox, presentation, timeline, transitions
+    from workflows import clocks, outbox, presentation, record, timeline, transitions
     from workflows.clocks import Clock, ClockKind
 
 SYSTEM = "system"
@@ -82,6 +84,8 @@ DELIVERY_HEARTBEAT = timedelta(seconds=20)
 """A worker that dies mid-delivery is noticed this fast (the activity beats every 5 s)."""
 DELIVERY_GIVE_UP = timedelta(minutes=30)
 """A channel that fails this long gives the message up (pages then go to the fallback)."""
+DRAFT_GIVE_UP = timedelta(minutes=10)
+"""Writing the post-mortem draft is given up after this (recorded; the CLI still prints it)."""
 
 
 class IncidentInput(_Model):
@@ -165,9 +169,12 @@ class IncidentWorkflow:
         workflow.upsert_memo({"title": self._s.title, "public_title": self._s.public_title})
         workers = [asyncio.create_task(self._deliver(name)) for name in self._s.channels]
         workers.append(asyncio.create_task(self._archive()))
+        workers.append(asyncio.create_task(self._write_draft()))
         continue_as_new = await self._run_clocks()
         if not continue_as_new:
-            await workflow.wait_condition(lambda: not self._s.outbox and self._handlers_done())
+            await workflow.wait_condition(
+                lambda: not self._s.outbox and self._handlers_done() and not self._draft_due()
+            )
         # Deliveries and archiving resume in the next run (both are idempotent): waiting
         # for a failing channel here would stop every clock meanwhile. Their activities
         # are abandoned, not cancelled: the closing run takes them with it. The flag
@@ -502,6 +509,22 @@ class IncidentWorkflow:
     def _check_postmortem(self) -> str | None:
         required = self._s.policy is not None and clocks.postmortem_required(self._s, self.policy)
         return transitions.check_postmortem(self._s, required)
+
+    @workflow.update
+    async def set_record(self, command: RecordInput) -> CommandResult:
+        """Fill in or correct the incident record; one timeline entry names the changes."""
+        await self._ready()
+        _recheck(transitions.check_record(self._s, command, workflow.now()))
+        changes = record.apply(self._s.record, command)
+        if not changes:
+            return self._result(f"record of {self._s.id} unchanged")
+        self._record(EventKind.RECORD_CHANGED, "record: " + "; ".join(changes), command.responder)
+        return self._result(f"record of {self._s.id} updated: {len(changes)} field(s)")
+
+    @set_record.validator
+    def _validate_set_record(self, command: RecordInput) -> None:
+        _reject_if(transitions.check_responder(command.responder))
+        _reject_if(transitions.check_record(self._s, command, workflow.now()))
 
     # ------------------------------------------------------------- signals
 
@@ -923,6 +946,40 @@ class IncidentWorkflow:
                     raise asyncio.CancelledError from None  # stopping for continue-as-new
                 raise
             timeline.archived(self._s, min(through, batch[-1].seq))
+
+    def _draft_due(self) -> bool:
+        s = self._s
+        return (
+            s.phase is Phase.RESOLVE
+            and not s.postmortem_draft_written
+            and s.policy is not None
+            and clocks.postmortem_required(s, s.policy)
+        )
+
+    async def _write_draft(self) -> None:
+        """Once resolved with a post-mortem owed, write its draft (once per incident)."""
+        await workflow.wait_condition(lambda: self._stopping or self._draft_due())
+        if self._stopping:
+            return
+        try:
+            # The view is bounded (newest timeline entries); the document itself is
+            # rendered by the activity and never enters the history.
+            await workflow.execute_activity_method(
+                PostmortemDrafts.write,
+                DraftInput(view=self.view()),
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=DRAFT_GIVE_UP,
+                retry_policy=DELIVERY_RETRY,
+                cancellation_type=workflow.ActivityCancellationType.ABANDON,
+                summary="write the post-mortem draft",
+            )
+        except ActivityError as error:
+            if isinstance(error.cause, CancelledError):
+                raise asyncio.CancelledError from None  # stopping for continue-as-new
+            cause = error.cause if error.cause else error
+            self._record(EventKind.NOTE, f"post-mortem draft not written: {cause}")
+        self._s.postmortem_draft_written = True
+        self._wake = True
 
     def _publish(self) -> None:
         """Keep search attributes and current details in step with the state."""

@@ -44,6 +44,7 @@ def facts_of(state: IncidentState) -> IncidentFacts:
         status_page_url=policy.notifications.status_page_url if policy else "",
         public_title=state.public_title,
         public_resolution=state.public_resolution,
+        impact_started=state.record.impact_started,
     )
 
 
@@ -68,6 +69,8 @@ def view_of(state: IncidentState) -> IncidentView:
         timeline=list(state.timeline),
         timeline_archived=state.timeline_archived,
         delivery_failed=state.delivery_failed,
+        record=state.record,
+        refs=dict(state.refs),
     )
 
 

@@ -7,8 +7,18 @@ raise these messages, so a rejected command writes nothing to history.
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+
 from domain.incident import IncidentState
-from domain.models import Phase, Severity
+from domain.models import (
+    MAX_ROOT_CAUSE_KEY,
+    MAX_SERVICES_DOWN,
+    FixStrategy,
+    Phase,
+    RecordInput,
+    Severity,
+)
 
 MOVES: dict[Phase, tuple[Phase, ...]] = {
     Phase.DETECT: (),
@@ -169,3 +179,60 @@ def check_responder(responder: str) -> str | None:
     if not responder.strip():
         return "the responder name is empty (use --as NAME or INCIDENT_USER)"
     return check_name(responder, "responder")
+
+
+ROOT_CAUSE_KEY = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*){0,3}")
+"""A root-cause key: lower-case words joined by ``-``, ``_`` or ``.``, up to four
+``/``-separated levels (``deploy/bad-config``, ``db/pool-exhausted``)."""
+_RECORD_FIELDS = tuple(name for name in RecordInput.model_fields if name != "responder")
+
+
+def parse_fix_strategy(name: str) -> FixStrategy | None:
+    """A fix strategy from its case-insensitive name, or None."""
+    try:
+        return FixStrategy(name.strip().lower())
+    except ValueError:
+        return None
+
+
+def check_record(state: IncidentState, record: RecordInput, now: datetime) -> str | None:
+    """Record fields are checked one by one; the first bad one is named with its reason."""
+    if state.closed:
+        return f"{state.id} is closed; its record can no longer change"
+    if all(getattr(record, name) is None for name in _RECORD_FIELDS):
+        return "nothing to set: give at least one field of the incident record"
+    if record.revenue_impact is not None and not record.revenue_impact >= 0:
+        return f"revenue impact must be 0 or more, not {record.revenue_impact:g}"
+    if record.customer_complaints is not None and record.customer_complaints < 0:
+        return f"customer complaints must be 0 or more, not {record.customer_complaints}"
+    if record.root_cause_key is not None:
+        key = record.root_cause_key
+        if len(key) > MAX_ROOT_CAUSE_KEY or not ROOT_CAUSE_KEY.fullmatch(key):
+            return (
+                f"root-cause key {key[:80]!r} is not a short normalised tag: lower-case words "
+                "joined by '-', '_' or '.', '/' between levels, e.g. deploy/bad-config "
+                f"(at most {MAX_ROOT_CAUSE_KEY} characters)"
+            )
+    if record.fix_strategy is not None and parse_fix_strategy(record.fix_strategy) is None:
+        return f"unknown fix strategy {record.fix_strategy[:40]!r}; use one of: " + ", ".join(
+            strategy.value for strategy in FixStrategy
+        )
+    if record.services_down is not None:
+        if len(record.services_down) > MAX_SERVICES_DOWN:
+            return f"at most {MAX_SERVICES_DOWN} services down can be listed"
+        if any(not service.strip() for service in record.services_down):
+            return "a service name in services down is empty"
+    for name in ("users_affected", "root_cause", "resolution"):
+        value = getattr(record, name)
+        if value is not None and not value.strip():
+            return f"{name.replace('_', ' ')} is empty"
+    started = record.impact_started
+    if started is not None:
+        if started.tzinfo is None:
+            return "impact started needs a time zone (the CLI reads times as UTC)"
+        if started > now:
+            return (
+                f"impact started {started:%Y-%m-%d %H:%M} UTC is in the future "
+                f"(now {now:%Y-%m-%d %H:%M} UTC)"
+            )
+    return None

@@ -36,6 +36,8 @@ from domain.models import (
 from domain.settings import Settings
 from starters.cli import render
 from starters.cli.actions import register as register_actions
+from starters.cli.record import print_draft
+from starters.cli.record import register as register_record
 from starters.cli.session import CliError, Incidents, open_client
 from starters.cli.storms import dismiss_storm
 from starters.cli.timeline import with_archived_timeline
@@ -525,10 +527,16 @@ def postmortem(
     url: Annotated[
         str | None, typer.Option(help="Where the post-mortem lives.", show_default=False)
     ] = None,
+    draft: Annotated[
+        bool, typer.Option("--draft", help="Print the post-mortem draft (Markdown).")
+    ] = False,
     as_: AsOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Record the post-mortem with --done (closes the incident); without it, show its status."""
+    if draft and not done:
+        print_draft(incident_id, as_json=as_json)
+        return
     if url is not None and not done:
         raise typer.BadParameter("--url is recorded with --done", param_hint="--url")
     if done:
@@ -554,6 +562,7 @@ def postmortem(
 
 
 register_actions(app, timeout=_timeout.get)
+register_record(app, timeout=_timeout.get)
 
 
 def main() -> None:
