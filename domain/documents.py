@@ -243,11 +243,11 @@ def _communication(view: IncidentView) -> list[str]:
     else:
         status_page = "not published"
     mails = [e for e in view.timeline if e.kind is EventKind.NOTIFICATION_SENT]
-    mail = "; ".join(inline(e.text) for e in mails) if mails else "not sent"
+    mail = f"sent ({'; '.join(inline(e.text) for e in mails)})" if mails else "not sent"
     return [
         "### Internal",
         f"- Slack: {slack}",
-        f"- Status: updated {cadence} ({updates} responder updates in the kept timeline)",
+        f"- Status: updated {cadence} ({_times(updates, 'responder update')} in the kept timeline)",
         "",
         "### External",
         f"- Status page: {status_page}",

@@ -286,7 +286,37 @@ def _facts(view: IncidentView, now: datetime) -> Table:
     row("Related", Text(safe(view.related_incident)) if view.related_incident else None)
     for link in view.links:
         row("Link", Text(safe(link, single_line=True)))
+    for label, value in record_rows(view):
+        row(label, Text(value))
     return grid
+
+
+def record_rows(view: IncidentView) -> list[tuple[str, str]]:
+    """The incident record's fields that were set, as label and safe one-line text."""
+    record = view.record
+    rows: list[tuple[str, str]] = []
+    if record.impact_started is not None:
+        rows.append(("Impact started", timestamp(record.impact_started)))
+    if record.users_affected is not None:
+        rows.append(("Users affected", safe(record.users_affected, single_line=True)))
+    if record.services_down is not None:
+        services = ", ".join(safe(s, single_line=True) for s in record.services_down)
+        rows.append(("Services down", services or "none"))
+    if record.data_loss is not None:
+        rows.append(("Data loss", "yes" if record.data_loss else "no"))
+    if record.revenue_impact is not None:
+        rows.append(("Revenue impact", f"${record.revenue_impact:,.2f}".removesuffix(".00")))
+    if record.customer_complaints is not None:
+        rows.append(("Complaints", str(record.customer_complaints)))
+    if record.root_cause is not None:
+        rows.append(("Root cause", safe(record.root_cause)))
+    if record.root_cause_key is not None:
+        rows.append(("Root-cause key", safe(record.root_cause_key, single_line=True)))
+    if record.fix_strategy is not None:
+        rows.append(("Fix strategy", record.fix_strategy.value))
+    if record.resolution is not None:
+        rows.append(("Resolution", safe(record.resolution)))
+    return rows
 
 
 def _alerts(view: IncidentView, now: datetime) -> Table:
