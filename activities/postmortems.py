@@ -18,7 +18,8 @@ from pathlib import Path
 
 from temporalio import activity
 
-from domain.documents import postmortem_draft
+from activities.timeline_archive import TimelineArchive
+from domain.documents import postmortem_draft, with_archived
 from domain.incident import IncidentView
 from domain.models import _Model
 
@@ -33,10 +34,15 @@ class DraftInput(_Model):
 
 
 class PostmortemDrafts:
-    """Writes post-mortem drafts under ``directory`` (one file per incident)."""
+    """Writes post-mortem drafts under ``directory`` (one file per incident).
 
-    def __init__(self, directory: Path) -> None:
+    With the worker's ``archive``, the draft's timeline is the whole one: the
+    archived entries before the ones the incident still keeps.
+    """
+
+    def __init__(self, directory: Path, *, archive: TimelineArchive | None = None) -> None:
         self._directory = directory
+        self._archive = archive
 
     def path(self, incident_id: str) -> Path:
         """Where the draft of ``incident_id`` lives."""
@@ -45,10 +51,15 @@ class PostmortemDrafts:
     @activity.defn(name="write_postmortem_draft")
     async def write(self, draft: DraftInput) -> str:
         """Render the draft and write it; returns the file's path."""
-        text = postmortem_draft(draft.view)
         path = self.path(draft.view.id)
-        await asyncio.to_thread(_write_atomically, path, text)
+        await asyncio.to_thread(self._write, draft, path)
         return str(path)
+
+    def _write(self, draft: DraftInput, path: Path) -> None:
+        view = draft.view
+        if view.timeline_archived and self._archive is not None:
+            view = with_archived(view, self._archive.read(view.id))
+        _write_atomically(path, postmortem_draft(view))
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -73,6 +73,22 @@ def minutes(delta: timedelta | None) -> str:
     return f"{max(round(delta.total_seconds() / 60), 0)} min"
 
 
+def with_archived(view: IncidentView, archived: Sequence[TimelineEvent]) -> IncidentView:
+    """``view`` with the archived entries before its kept ones (each entry once).
+
+    ``timeline_archived`` drops by the entries joined, so the documents only
+    mention the archive for what is still missing.
+    """
+    kept_from = view.timeline[0].seq if view.timeline else None
+    older = [event for event in archived if kept_from is None or event.seq < kept_from]
+    return view.model_copy(
+        update={
+            "timeline": [*older, *view.timeline],
+            "timeline_archived": max(view.timeline_archived - len(older), 0),
+        }
+    )
+
+
 # ------------------------------------------------------------------ facts
 
 

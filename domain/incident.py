@@ -149,8 +149,8 @@ class IncidentState(_Model):
     record: IncidentRecord = Field(default_factory=IncidentRecord)
     """The process's incident record as responders filled it in (``incident set``)."""
     postmortem_draft_written: bool = False
-    """Whether the post-mortem draft was handed to the drafts directory after Resolve
-    (or given up on); it is written once per incident."""
+    """Whether the post-mortem draft of the current record was written after Resolve (or
+    given up on); a change to the record clears it, so the draft is written again."""
 
     @classmethod
     def declare(cls, incident_id: str, declaration: Declaration, now: datetime) -> IncidentState:

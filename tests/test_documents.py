@@ -23,6 +23,7 @@ from domain.documents import (
     figures,
     incident_document,
     postmortem_draft,
+    with_archived,
 )
 from domain.incident import IncidentView
 from domain.models import (
@@ -257,6 +258,16 @@ def test_archived_entries_are_counted_and_moments_not_guessed() -> None:
     draft = postmortem_draft(view)
     assert "_250 older entries are in the timeline archive" in draft
     assert "- **in the timeline archive** - Fix deployed" in incident_document(view)
+
+
+def test_archived_entries_join_before_the_kept_ones_once() -> None:
+    view = resolved_p1()
+    archived_part, kept = view.timeline[:5], view.timeline[5:]
+    partial = view.model_copy(update={"timeline": kept, "timeline_archived": 5})
+    joined = with_archived(partial, [*archived_part, kept[0]])
+    assert [e.seq for e in joined.timeline] == [e.seq for e in view.timeline]
+    assert joined.timeline_archived == 0
+    assert postmortem_draft(joined) == postmortem_draft(view)
 
 
 def test_thousands_of_entries_render_in_one_pass() -> None:

@@ -141,21 +141,23 @@ async def test_a_resolved_p1_writes_its_postmortem_draft_once(
         await _phase(handle, "monitor")
         await _phase(handle, "resolve")
         path = drafts / f"{handle.id}.md"
-        for _ in range(100):
-            if path.exists():
-                break
-            await asyncio.sleep(0.05)
+        first = await _file_containing(path, "A bad config shipped in deploy v42")
+        await handle.execute_update(
+            IncidentWorkflow.set_record,
+            RecordInput(responder="bob", root_cause="An expired certificate"),
+        )
+        second = await _file_containing(path, "An expired certificate")
         await handle.execute_update(
             IncidentWorkflow.record_postmortem, PostmortemInput(responder="bob")
         )
         await handle.result()
         history = await handle.fetch_history()
 
-    draft = path.read_text(encoding="utf-8")
-    assert draft.startswith(f"# Post-Mortem: {handle.id} - API returns 500s")
-    assert "A bad config shipped in deploy v42" in draft and "**Severity:** P1" in draft
-    assert "**Attendees:** @bob, @alice, @dave" in draft
-    assert "- ✅ acknowledged in 0 min against a 15 min SLA" in draft
+    assert first.startswith(f"# Post-Mortem: {handle.id} - API returns 500s")
+    assert "**Severity:** P1" in first and "**Attendees:** @bob, @alice, @dave" in first
+    assert "- ✅ acknowledged in 0 min against a 15 min SLA" in first
+    assert "## Root Cause\n\nA bad config shipped in deploy v42\n" in first
+    assert "## Root Cause\n\nAn expired certificate\n" in second, "written again"
     scheduled = [
         e
         for e in history.events
@@ -163,10 +165,18 @@ async def test_a_resolved_p1_writes_its_postmortem_draft_once(
         and e.activity_task_scheduled_event_attributes.activity_type.name
         == "write_postmortem_draft"
     ]
-    assert len(scheduled) == 1
+    assert len(scheduled) == 2, "once at Resolve, once after the record changed"
     assert len(scheduled[0].activity_task_scheduled_event_attributes.input.payloads[0].data) < (
         512 * 1024
     ), "the view, not a document, travels in history"
+
+
+async def _file_containing(path: Path, text: str) -> str:
+    for _ in range(200):
+        if path.exists() and text in (content := path.read_text(encoding="utf-8")):
+            return content
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{path} never contained {text!r}")
 
 
 async def test_no_draft_without_a_postmortem_owed(

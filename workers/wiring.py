@@ -106,6 +106,10 @@ def build_worker(
     """
     notifier = Notifier(channels)
     setup = PolicyActivities(policy, notifier.channel_names)
+    archive = TimelineArchive(archive_dir)
+    drafts = PostmortemDrafts(
+        postmortems_dir or archive_dir.parent / "postmortems", archive=archive
+    )
     return Worker(
         client,
         task_queue=task_queue,
@@ -115,8 +119,8 @@ def build_worker(
             setup.worker_setup,
             notifier.notify,
             notifier.deliver_via,
-            TimelineArchive(archive_dir).archive,
-            PostmortemDrafts(postmortems_dir or archive_dir.parent / "postmortems").write,
+            archive.archive,
+            drafts.write,
         ],
         activity_executor=_POLICY_EXECUTOR,
         **worker_options,

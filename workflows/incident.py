@@ -150,6 +150,8 @@ class IncidentWorkflow:
         self._stopping = False
         self._held: list[tuple[AlertEvent, bool]] = []
         """Alerts signalled before the policy was loaded, with whether they fired."""
+        self._drafting = False
+        """Whether the post-mortem draft is being written right now."""
 
     # ----------------------------------------------------------------- run
 
@@ -173,7 +175,11 @@ class IncidentWorkflow:
         continue_as_new = await self._run_clocks()
         if not continue_as_new:
             await workflow.wait_condition(
-                lambda: not self._s.outbox and self._handlers_done() and not self._draft_due()
+                lambda: (
+                    not self._s.outbox
+                    and self._handlers_done()
+                    and not (self._drafting or self._draft_due())
+                )
             )
         # Deliveries and archiving resume in the next run (both are idempotent): waiting
         # for a failing channel here would stop every clock meanwhile. Their activities
@@ -519,6 +525,8 @@ class IncidentWorkflow:
         if not changes:
             return self._result(f"record of {self._s.id} unchanged")
         self._record(EventKind.RECORD_CHANGED, "record: " + "; ".join(changes), command.responder)
+        # A draft already written is written again with the new record.
+        self._s.postmortem_draft_written = False
         return self._result(f"record of {self._s.id} updated: {len(changes)} field(s)")
 
     @set_record.validator
@@ -957,10 +965,18 @@ class IncidentWorkflow:
         )
 
     async def _write_draft(self) -> None:
-        """Once resolved with a post-mortem owed, write its draft (once per incident)."""
-        await workflow.wait_condition(lambda: self._stopping or self._draft_due())
-        if self._stopping:
-            return
+        """Once resolved with a post-mortem owed, write its draft; again when the record changes."""
+        while True:
+            await workflow.wait_condition(lambda: self._stopping or self._draft_due())
+            if self._stopping:
+                return
+            await self._write_draft_once()
+
+    async def _write_draft_once(self) -> None:
+        # Marked before the write: a record change meanwhile clears the mark again,
+        # and the loop writes the newer draft.
+        self._s.postmortem_draft_written = True
+        self._drafting = True
         try:
             # The view is bounded (newest timeline entries); the document itself is
             # rendered by the activity and never enters the history.
@@ -975,10 +991,12 @@ class IncidentWorkflow:
             )
         except ActivityError as error:
             if isinstance(error.cause, CancelledError):
+                self._s.postmortem_draft_written = False  # the next run writes it
                 raise asyncio.CancelledError from None  # stopping for continue-as-new
             cause = error.cause if error.cause else error
             self._record(EventKind.NOTE, f"post-mortem draft not written: {cause}")
-        self._s.postmortem_draft_written = True
+        finally:
+            self._drafting = False
         self._wake = True
 
     def _publish(self) -> None:

@@ -18,7 +18,8 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from domain.documents import incident_document, postmortem_draft
+from activities.timeline_archive import TimelineArchive
+from domain.documents import incident_document, postmortem_draft, with_archived
 from domain.incident import IncidentView
 from domain.models import FixStrategy, RecordInput
 from domain.settings import Settings
@@ -108,6 +109,17 @@ def parse_yes_no(raw: str) -> bool:
 def normalise_key(raw: str) -> str:
     """A root-cause key as typed, normalised: lower case, spaces as ``-``, no outer ``/``."""
     return "-".join(raw.strip().lower().split()).strip("/")
+
+
+def _whole_timeline(view: IncidentView) -> IncidentView:
+    """The view with archived entries joined, when the worker's archive is readable here."""
+    if not view.timeline_archived:
+        return view
+    try:
+        archive = TimelineArchive(Settings().data_dir / "timelines")
+        return with_archived(view, archive.read(view.id))
+    except (OSError, ValueError):
+        return view  # the documents then say how many entries are in the archive
 
 
 def _services(raw: str) -> list[str]:
@@ -213,7 +225,7 @@ def _print_document(
 ) -> None:
     async def action(incidents: Incidents) -> None:
         view = await incidents.view(_incident_id(incident_id))
-        markdown = render_document(view)
+        markdown = render_document(_whole_timeline(view))
         if as_json:
             typer.echo(json.dumps({"incident_id": view.id, "markdown": markdown}, indent=2))
         else:
