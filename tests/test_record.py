@@ -92,7 +92,7 @@ async def test_long_texts_are_capped(ts_env: WorkflowEnvironment) -> None:
 
 
 REJECTED: list[tuple[dict[str, Any], str]] = [
-    ({"revenue_impact": -1}, "revenue impact must be 0 or more"),
+    ({"revenue_impact": -1}, "revenue impact must be a finite amount of 0 or more"),
     ({"customer_complaints": -2}, "customer complaints must be 0 or more"),
     ({"root_cause_key": "Deploy Bad Config"}, "is not a short normalised tag"),
     ({"root_cause_key": "x" * 65}, "is not a short normalised tag"),
@@ -250,7 +250,7 @@ async def test_cli_sets_the_record_and_prints_the_documents(
     assert draft.startswith(f"# Post-Mortem: {incident} - Checkout down")
 
     refused = await cli.refused("set", incident, "--revenue-impact", "-5")
-    assert "revenue impact must be 0 or more" in refused
+    assert "revenue impact must be a finite amount of 0 or more" in refused
     assert "unknown fix strategy" in await cli.refused("set", incident, "--fix-strategy", "x")
     assert "not found" in await cli.refused("doc", "INC-20000101-NONE")
     terminate_later.append(dev_env.client.get_workflow_handle(incident))

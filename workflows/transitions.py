@@ -7,6 +7,7 @@ raise these messages, so a rejected command writes nothing to history.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 
@@ -201,8 +202,9 @@ def check_record(state: IncidentState, record: RecordInput, now: datetime) -> st
         return f"{state.id} is closed; its record can no longer change"
     if all(getattr(record, name) is None for name in _RECORD_FIELDS):
         return "nothing to set: give at least one field of the incident record"
-    if record.revenue_impact is not None and not record.revenue_impact >= 0:
-        return f"revenue impact must be 0 or more, not {record.revenue_impact:g}"
+    revenue = record.revenue_impact
+    if revenue is not None and not (math.isfinite(revenue) and revenue >= 0):
+        return f"revenue impact must be a finite amount of 0 or more, not {revenue:g}"
     if record.customer_complaints is not None and record.customer_complaints < 0:
         return f"customer complaints must be 0 or more, not {record.customer_complaints}"
     if record.root_cause_key is not None:
