@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from domain.models import (
     AcknowledgeInput,
@@ -28,6 +30,7 @@ from domain.policy import Policy
 from tests.conftest import new_worker
 from tests.helpers import Handle, declare, settle, view
 from tests.test_cli import Cli, base_env
+from workers.wiring import WORKFLOWS
 from workflows.incident import IncidentWorkflow
 
 FULL = RecordInput(
@@ -166,6 +169,8 @@ async def test_a_resolved_p1_writes_its_postmortem_draft_once(
         == "write_postmortem_draft"
     ]
     assert len(scheduled) == 2, "once at Resolve, once after the record changed"
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)
     assert len(scheduled[0].activity_task_scheduled_event_attributes.input.payloads[0].data) < (
         512 * 1024
     ), "the view, not a document, travels in history"
