@@ -230,10 +230,25 @@ def incident_document(view: IncidentView, *, action_items: Sequence[ActionItemRo
     if record.root_cause_key:
         lines += ["", f"Root-cause key: `{record.root_cause_key}`"]
     lines += ["", "## Resolution", "", block(record.resolution), ""]
-    lines += ["## Action Items", "", *_checklist(action_items), ""]
+    lines += ["## Action Items", "", *_process_checklist(view, moments), ""]
+    lines += ["### Follow-ups", "", *_checklist(action_items), ""]
     lines += ["## Communication", "", *_communication(view), ""]
     lines += ["## Lessons Learned", "", "_To be filled in post-mortem._", ""]
     return "\n".join(lines)
+
+
+def _process_checklist(view: IncidentView, moments: KeyMoments) -> list[str]:
+    """The template's standing checklist, ticked where the incident shows it was done."""
+    mailed = any(e.kind is EventKind.NOTIFICATION_SENT for e in view.timeline)
+    items = [
+        ("Immediate fix deployed", moments.monitor_first is not None),
+        ("Monitoring added", False),
+        ("Tests added to prevent recurrence", False),
+        ("Documentation updated", False),
+        ("Post-mortem scheduled", view.postmortem_due_at is not None),
+        ("Customer communication sent", mailed),
+    ]
+    return [f"- [{'x' if done else ' '}] {text}" for text, done in items]
 
 
 def _checklist(items: Sequence[ActionItemRow]) -> list[str]:

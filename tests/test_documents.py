@@ -160,6 +160,7 @@ def test_incident_document_has_every_section_of_the_template() -> None:
         "## Root Cause",
         "## Resolution",
         "## Action Items",
+        "### Follow-ups",
         "## Communication",
         "### Internal",
         "### External",
@@ -172,6 +173,8 @@ def test_incident_document_has_every_section_of_the_template() -> None:
     assert "**Services Down:** api, checkout\\|payments  " in document
     assert "- **2026-11-27 10:20** - Root cause identified" in document
     assert "- **2026-11-27 10:45** - Fix deployed (rollback)" in document
+    assert "- [x] Immediate fix deployed\n- [ ] Monitoring added" in document
+    assert "- [x] Post-mortem scheduled\n- [x] Customer communication sent" in document
     assert "- Slack: #inc-20261127-ab12-checkout" in document
     assert "- Customer email: sent (email: customer e-mail sent to 2 recipients" in document
 
