@@ -256,7 +256,7 @@ def _checklist(items: Sequence[ActionItemRow]) -> list[str]:
         return [NO_ACTION_ITEMS]
     return [
         f"- [{'x' if item.status.startswith('✅') else ' '}] {inline(item.action)} "
-        f"(@{inline(item.owner)}, due {item.due or NOT_RECORDED})"
+        f"({_owner(item.owner)}, due {item.due or NOT_RECORDED})"
         for item in items
     ]
 
@@ -518,6 +518,10 @@ def _timeline(view: IncidentView) -> list[str]:
     return rows or [NOT_RECORDED]
 
 
+def _owner(owner: str) -> str:
+    return inline("@" + owner.lstrip("@"))
+
+
 def _action_table(items: Sequence[ActionItemRow]) -> list[str]:
     if not items:
         return [NO_ACTION_ITEMS]
@@ -525,6 +529,6 @@ def _action_table(items: Sequence[ActionItemRow]) -> list[str]:
     for item in items:
         due = item.due.isoformat() if item.due else NOT_RECORDED
         rows.append(
-            f"| {inline(item.action)} | @{inline(item.owner)} | {due} | {inline(item.status)} |"
+            f"| {inline(item.action)} | {_owner(item.owner)} | {due} | {inline(item.status)} |"
         )
     return rows

@@ -253,6 +253,23 @@ async def test_cli_sets_the_record_and_prints_the_documents(
     assert as_json["markdown"] == document
     draft = (await cli.ok("postmortem", incident, "--draft")).stdout
     assert draft.startswith(f"# Post-Mortem: {incident} - Checkout down")
+    assert "No action items recorded yet" in draft
+
+    await cli.ok(
+        "action", "add", incident, "Alert on config drift", "--owner", "@bob", "--due", "7d"
+    )
+    await cli.ok(
+        "action", "add", incident, "Canary | config | deploys", "--owner", "amy", "--due", "3d"
+    )
+    for _ in range(100):  # visibility lags a little behind the start
+        draft = (await cli.ok("postmortem", incident, "--draft")).stdout
+        if "Canary" in draft:
+            break
+        await asyncio.sleep(0.1)
+    assert "| Alert on config drift | @bob |" in draft
+    assert "Canary \\| config \\| deploys" in draft, "a pipe cannot add a table column"
+    assert "⏳ open" in draft
+    assert "Alert on config drift" in (await cli.ok("doc", incident)).stdout
 
     refused = await cli.refused("set", incident, "--revenue-impact", "-5")
     assert "revenue impact must be a finite amount of 0 or more" in refused

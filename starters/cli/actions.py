@@ -58,6 +58,7 @@ from domain.actions import (
     is_incident_id,
     normalize_owner,
 )
+from domain.documents import ActionItemRow
 from domain.durations import parse_duration
 from domain.models import Phase, Severity
 from domain.settings import Settings
@@ -484,3 +485,33 @@ def _print_table(rows: list[ActionSummary]) -> None:
             render.safe(row.title, single_line=True),
         )
     Console(soft_wrap=True).print(table)
+
+
+async def incident_action_items(client: Client, incident_id: str) -> list[ActionItemRow]:
+    """Every action item of ``incident_id`` (from visibility), as document table rows."""
+    now = datetime.now(UTC)
+    query = list_query(
+        owner=None, incident=incident_id, overdue=False, include_closed=True, now=now
+    )
+    try:
+        rows = [await summarize(e, now) async for e in client.list_workflows(query, limit=500)]
+    except RPCError as error:
+        raise CliError(f"Temporal: {error.message}", exit_code=2) from None
+    rows.sort(key=lambda row: row.id)
+    return [
+        ActionItemRow(
+            action=row.title,
+            owner=row.owner,
+            due=row.due.date() if row.due else None,
+            status=_status(row),
+        )
+        for row in rows
+    ]
+
+
+def _status(row: ActionSummary) -> str:
+    if row.status == ActionStatus.DONE.value:
+        return "✅ done on time" if row.on_time else "✅ done late"
+    if row.status == ActionStatus.OPEN.value:
+        return "⚠️ overdue" if row.overdue else "⏳ open"
+    return "✖ dropped"

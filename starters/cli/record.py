@@ -11,19 +11,20 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import typer
 from pydantic import ValidationError
 
 from activities.timeline_archive import TimelineArchive
-from domain.documents import incident_document, postmortem_draft, with_archived
+from domain.documents import ActionItemRow, incident_document, postmortem_draft, with_archived
 from domain.incident import IncidentView
 from domain.models import FixStrategy, RecordInput
 from domain.settings import Settings
 from starters.cli import render
+from starters.cli.actions import incident_action_items
 from starters.cli.session import CliError, Incidents, open_client
 from workflows.incident import IncidentWorkflow
 
@@ -220,12 +221,17 @@ def print_draft(incident_id: str, *, as_json: bool) -> None:
     _print_document(incident_id, postmortem_draft, as_json=as_json)
 
 
-def _print_document(
-    incident_id: str, render_document: Callable[[IncidentView], str], *, as_json: bool
-) -> None:
+class _Document(Protocol):
+    def __call__(
+        self, view: IncidentView, *, action_items: Sequence[ActionItemRow] = ()
+    ) -> str: ...
+
+
+def _print_document(incident_id: str, render_document: _Document, *, as_json: bool) -> None:
     async def action(incidents: Incidents) -> None:
         view = await incidents.view(_incident_id(incident_id))
-        markdown = render_document(_whole_timeline(view))
+        items = await incident_action_items(incidents.client, view.id)
+        markdown = render_document(_whole_timeline(view), action_items=items)
         if as_json:
             typer.echo(json.dumps({"incident_id": view.id, "markdown": markdown}, indent=2))
         else:
