@@ -6,9 +6,9 @@ Run from the repository root::
 
 Everything runs on loopback against the real stack (:mod:`benchmarks._stack`):
 a private dev server, the worker and the HTTP service under uvicorn, with the
-clocks of ``examples/demo-policy.toml`` (20 s stakeholder updates, nudges 5 s
-before them, a 2 min resolve SLA, a 15 s Monitor window, a 40 s post-mortem
-deadline), alerts routed to P0 and a 10 s ``alerts.settle_window``.
+P0 clocks of ``examples/demo-policy.toml`` (:data:`POLICY`: 20 s stakeholder
+updates, nudges 5 s before them, a 2 min resolve SLA, a 15 s Monitor window, a
+40 s post-mortem deadline), alerts routed to P0 and a 10 s ``alerts.settle_window``.
 
 1. One firing Alertmanager alert opens a P0 incident; a responder acknowledges it.
 2. ``--senders`` keep-alive connections post ``--pairs`` pairs of notifications
@@ -42,7 +42,6 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from temporalio.client import WorkflowExecutionStatus
 
@@ -69,8 +68,29 @@ from starters.cli.timeline import with_archived_timeline
 from workflows import clocks
 from workflows.incident import IncidentWorkflow
 
-DEMO_POLICY = Path(__file__).resolve().parent.parent / "examples" / "demo-policy.toml"
-POLICY_EXTRAS = """
+POLICY = """
+# The P0 clocks of examples/demo-policy.toml, every alert routed to P0, a 10 s settle window.
+[severities.P0]
+ack_sla = "10s"
+resolve_sla = "2m"
+update_interval = "20s"
+nudge_before = "5s"
+monitor_window = "15s"
+postmortem_required = true
+
+[escalation]
+repeat = 2
+[[escalation.levels]]
+targets = ["@primary-oncall"]
+delay = "5s"
+[[escalation.levels]]
+targets = ["@secondary-oncall", "@sre-leads"]
+delay = "5s"
+
+[postmortem]
+deadline = "40s"
+reminder_before = "20s"
+
 [routing]
 default_severity = "P0"
 
@@ -165,7 +185,7 @@ def storm_policy(max_history_events: int | None = None) -> str:
             one (default: the policy's own).
     """
     top = f"max_history_events = {max_history_events}\n" if max_history_events else ""
-    return top + DEMO_POLICY.read_text(encoding="utf-8") + POLICY_EXTRAS
+    return top + POLICY
 
 
 async def post(sender: Sender, request: bytes, storm: Storm) -> Response | None:
