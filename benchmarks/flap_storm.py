@@ -578,8 +578,9 @@ def _report(
     print(
         f"show latency          {len(samples)} samples every {options.interval:g} s: "
         f"p50 {percentile(shows, 0.5) * 1000:.0f} ms, p95 {percentile(shows, 0.95) * 1000:.0f} ms, "
-        f"max {max(shows, default=float('nan')) * 1000:.0f} ms; failed {len(failed_shows)}"
-        + (f" ({failed_shows[0].error})" if failed_shows else "")
+        f"max {max(shows, default=float('nan')) * 1000:.0f} ms; "
+        f"{sum(1 for show in shows if show > SHOW_TARGET)} over {SHOW_TARGET:g} s; "
+        f"failed {len(failed_shows)}" + (f" ({failed_shows[0].error})" if failed_shows else "")
     )
     slowest = sorted(
         (s for s in samples if s.show_seconds is not None),
