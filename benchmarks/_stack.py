@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.enums.v1 import EventType, TaskQueueType, WorkflowTaskFailedCause
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
@@ -372,3 +373,83 @@ class OutboxTail:
 def elapsed_since(start: float) -> float:
     """Seconds on the monotonic clock since ``start``."""
     return time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class RunHistory:
+    """One run of a workflow, read from its history."""
+
+    run_id: str
+    status: str
+    """RUNNING, CONTINUED_AS_NEW..."""
+    events: int
+    size_bytes: int
+    """History size as the server counts it (``history_size_bytes``)."""
+    signals: int
+    failed_tasks: Counter[str]
+    """Workflow tasks the server failed, by cause (each costs the worker a full replay)."""
+    timed_out_tasks: int
+    longest_task: float
+    """Seconds of the longest workflow task, started to completed/failed/timed out."""
+
+
+_TASK_ENDS = (
+    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+)
+
+
+async def run_histories(client: Client, workflow_id: str) -> list[RunHistory]:
+    """Every run of ``workflow_id``, oldest first, from visibility and each run's history."""
+    executions = [e async for e in client.list_workflows(f'WorkflowId = "{workflow_id}"')]
+    runs: list[RunHistory] = []
+    for execution in sorted(executions, key=lambda e: e.start_time):
+        handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
+        description = await handle.describe()
+        events = signals = timed_out = 0
+        failed: Counter[str] = Counter()
+        started: datetime | None = None
+        longest = 0.0
+        async for event in handle.fetch_history_events():
+            events += 1
+            kind = event.event_type
+            if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+                signals += 1
+            elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                started = event.event_time.ToDatetime()
+            if kind in _TASK_ENDS and started is not None:
+                longest = max(longest, (event.event_time.ToDatetime() - started).total_seconds())
+            if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                cause = event.workflow_task_failed_event_attributes.cause
+                failed[WorkflowTaskFailedCause.Name(cause).removeprefix(_CAUSE_PREFIX)] += 1
+            elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+                timed_out += 1
+        runs.append(
+            RunHistory(
+                run_id=execution.run_id,
+                status=description.status.name if description.status else "?",
+                events=events,
+                size_bytes=description.raw_info.history_size_bytes,
+                signals=signals,
+                failed_tasks=failed,
+                timed_out_tasks=timed_out,
+                longest_task=longest,
+            )
+        )
+    return runs
+
+
+_CAUSE_PREFIX = "WORKFLOW_TASK_FAILED_CAUSE_"
+
+
+def describe_run(run: RunHistory) -> str:
+    """One line about a run."""
+    failures = ", ".join(f"{cause} ×{n}" for cause, n in run.failed_tasks.items())
+    return (
+        f"run {run.run_id[:8]} {run.status:16} {run.events:6} events "
+        f"{run.size_bytes / 1024 / 1024:5.2f} MB {run.signals:6} signals; "
+        f"longest task {run.longest_task:5.2f} s; failed tasks {sum(run.failed_tasks.values())}"
+        + (f" ({failures})" if failures else "")
+        + (f"; timed-out tasks {run.timed_out_tasks}" if run.timed_out_tasks else "")
+    )

@@ -49,13 +49,16 @@ from benchmarks._stack import (
     ALERTMANAGER,
     OutboxTail,
     Response,
+    RunHistory,
     Sender,
     Stack,
     alertmanager_alert,
     alertmanager_notification,
+    describe_run,
     elapsed_since,
     percentile,
     post_request,
+    run_histories,
     running_stack,
     verdict,
 )
@@ -386,33 +389,6 @@ def clock_firings(
     return firings
 
 
-@dataclass(frozen=True)
-class Run:
-    """One run of the incident workflow (a continue-as-new starts the next)."""
-
-    run_id: str
-    status: str
-    history_length: int
-    history_bytes: int
-
-
-async def runs_of(stack: Stack, incident_id: str) -> list[Run]:
-    """Every run of the incident, oldest first, with its final (or current) history size."""
-    runs: list[tuple[datetime, Run]] = []
-    async for execution in stack.client.list_workflows(f'WorkflowId = "{incident_id}"'):
-        description = await stack.client.get_workflow_handle(
-            incident_id, run_id=execution.run_id
-        ).describe()
-        run = Run(
-            run_id=execution.run_id,
-            status=description.status.name if description.status else "?",
-            history_length=description.raw_info.history_length,
-            history_bytes=description.raw_info.history_size_bytes,
-        )
-        runs.append((execution.start_time, run))
-    return [run for _, run in sorted(runs, key=lambda pair: pair[0])]
-
-
 async def wait_processed(stack: Stack, incident_id: str, expected: int) -> float:
     """Seconds until the incident has counted ``expected`` alert notifications (or 300 s)."""
     incidents = Incidents(stack.client, timeout=30)
@@ -510,7 +486,7 @@ async def main(options: argparse.Namespace) -> bool:
             observed.entries[entry.seq] = entry
         description = await stack.client.get_workflow_handle(incident_id).describe()
         await asyncio.sleep(1)  # visibility catches up with the last continue-as-new
-        runs = await runs_of(stack, incident_id)
+        runs = await run_histories(stack.client, incident_id)
     firings = clock_firings(
         list(observed.entries.values()), observed.first_seen, view=final, policy=policy
     )
@@ -539,7 +515,7 @@ def _report(
     storm: Storm,
     processed_after: float,
     observed: Observed,
-    runs: list[Run],
+    runs: list[RunHistory],
     firings: list[ClockFiring],
     timing: UpdateTiming,
     final: IncidentView,
@@ -550,8 +526,8 @@ def _report(
     failed_shows = [s for s in samples if s.show_seconds is None]
     not_running = [s for s in samples if not s.running]
     run_ids = {s.run_id for s in samples} | {run.run_id for run in runs}
-    max_bytes = max([s.history_bytes for s in samples] + [r.history_bytes for r in runs])
-    max_events = max([s.history_length for s in samples] + [r.history_length for r in runs])
+    max_bytes = max([s.history_bytes for s in samples] + [r.size_bytes for r in runs])
+    max_events = max([s.history_length for s in samples] + [r.events for r in runs])
     during = [f for f in firings if f.at <= storm.ended_at]
     after = [f for f in firings if f.at > storm.ended_at]
     sent = 2 * options.pairs + 2
@@ -602,8 +578,7 @@ def _report(
         f"in one run; {len(run_ids)} runs ({len(run_ids) - 1} continue-as-new)"
     )
     for run in runs:
-        size = _mb(run.history_bytes)
-        print(f"  run {run.run_id}  {run.status:15} {run.history_length:6} events  {size}")
+        print(f"  {describe_run(run)}")
     print("clock lateness        kind: fired, max lateness (workflow time; first seen by show)")
     for window, group in (("during", during), ("after", after)):
         kinds = sorted({f.kind for f in group})

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import time
 import uuid
@@ -32,18 +33,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.service import RPCError
 
 from benchmarks._stack import (
     ALERTMANAGER,
+    RunHistory,
     Sender,
     Stack,
     alertmanager_alert,
     alertmanager_notification,
+    describe_run,
     elapsed_since,
     percentile,
     post_request,
+    run_histories,
     running_stack,
     verdict,
 )
@@ -51,6 +60,7 @@ from domain.connection import exit_process
 from domain.incident import IncidentView
 from domain.policy import Policy
 from domain.routing import AlertSource
+from starters.cli.session import CliError, Incidents
 from workflows.alert_group import OPEN_INCIDENT_MEMO, alert_group_id
 from workflows.alert_intake import AlertIntakeWorkflow, IntakeView, alert_intake_id
 from workflows.incident import IncidentWorkflow
@@ -94,6 +104,38 @@ class Counted:
     def notifications(self) -> int:
         """Alert notifications counted over every incident."""
         return sum(view.alert_notifications for view in self.incidents)
+
+
+@dataclass
+class StormWatch:
+    """The storm incident as ``incident show`` saw it while the storm went on."""
+
+    incident: str | None = None
+    shows: list[float] = field(default_factory=list)
+    """Seconds each successful read took."""
+    failures: Counter[str] = field(default_factory=Counter)
+    """Failed reads by message."""
+
+
+async def watch_storm(stack: Stack, watch: StormWatch, stop: asyncio.Event) -> None:
+    """Find the storm incident through the intake, then read it like ``incident show``."""
+    incidents = Incidents(stack.client, timeout=30)
+    intake: WorkflowHandle[AlertIntakeWorkflow, None] = stack.client.get_workflow_handle_for(
+        AlertIntakeWorkflow.run, alert_intake_id(AlertSource.ALERTMANAGER.value, stack.task_queue)
+    )
+    while not stop.is_set():
+        tick = time.perf_counter()
+        if watch.incident is None:
+            with contextlib.suppress(RPCError, WorkflowQueryFailedError):
+                watch.incident = (await intake.query(AlertIntakeWorkflow.view)).storm_incident
+        else:
+            try:
+                await incidents.view(watch.incident)
+                watch.shows.append(elapsed_since(tick))
+            except CliError as error:
+                watch.failures[error.message[:120]] += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), max(0.0, 0.5 - elapsed_since(tick)))
 
 
 def notifications(run: str, *, alerts: int, keys: int, batch: int) -> list[list[dict[str, Any]]]:
@@ -219,10 +261,16 @@ async def main(options: argparse.Namespace) -> bool:
             for batch in batches
         ]
         print(f"posting {len(bodies)} notifications of up to {options.batch} alerts")
+        watch = StormWatch()
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(watch_storm(stack, watch, stop))
         delivery = await post_all(stack.http_port, bodies, options.concurrency)
         print(f"posted in {delivery.seconds:.1f} s; counting")
         counted, settled = await settle(stack, delivery.accepted + delivery.partial_recorded)
+        stop.set()
+        await watcher
         orphans = await groups_without_incident(stack, fingerprints)
+        runs = await run_histories(stack.client, watch.incident) if watch.incident else []
     return _report(
         options,
         cap=cap,
@@ -232,6 +280,8 @@ async def main(options: argparse.Namespace) -> bool:
         counted=counted,
         settled=settled,
         orphans=orphans,
+        watch=watch,
+        runs=runs,
     )
 
 
@@ -245,6 +295,8 @@ def _report(
     counted: Counted,
     settled: float,
     orphans: list[str],
+    watch: StormWatch,
+    runs: list[RunHistory],
 ) -> bool:
     intake = counted.intake
     storm_id = intake.storm_incident if intake else None
@@ -286,6 +338,16 @@ def _report(
             f"{storm.alerts_untracked} untracked notifications; "
             f"{storm.alert_notifications} alert notifications"
         )
+    if watch.incident is not None:
+        failed = sum(watch.failures.values())
+        slowest = max(watch.shows, default=float("nan"))
+        print(
+            f"storm incident show   {len(watch.shows) + failed} reads during the storm: p50 "
+            f"{percentile(watch.shows, 0.5):.3f} s, max {slowest:.3f} s; failed {failed}"
+            + "".join(f"\n  {n} × {message}" for message, n in watch.failures.most_common(3))
+        )
+        for run in runs:
+            print(f"  {describe_run(run)}")
     print(
         f"own incidents         {sum(len(view.alerts) for view in own)} alerts, "
         f"{sum(view.alert_notifications for view in own)} alert notifications"
