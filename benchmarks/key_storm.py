@@ -5,7 +5,8 @@ Run from the repository root::
     python -m benchmarks.key_storm [--alerts 10000] [--keys 1000] [--batch 100] [--concurrency 8]
 
 Everything runs on loopback against the real stack (:mod:`benchmarks._stack`)
-with the default policy (``alerts.max_new_incidents_per_minute`` = 20). Alert
+with the default policy (``alerts.max_new_incidents_per_minute`` = 20;
+``--max-history-events`` tries another continue-as-new threshold). Alert
 ``i`` has fingerprint ``i mod --keys``; Alertmanager notifications of
 ``--batch`` consecutive alerts (no fingerprint twice in one) are posted with
 ``--concurrency`` in flight. A 503 is retried whole after its ``Retry-After``,
@@ -255,7 +256,12 @@ async def main(options: argparse.Namespace) -> bool:
     batches = notifications(run, alerts=options.alerts, keys=options.keys, batch=options.batch)
     fingerprints = sorted({alert["fingerprint"] for batch in batches for alert in batch})
     cap = Policy().alerts.max_new_incidents_per_minute
-    async with running_stack(name="keys", keep=options.keep) as stack:
+    policy = (
+        f"max_history_events = {options.max_history_events}\n"
+        if options.max_history_events
+        else None
+    )
+    async with running_stack(name="keys", policy_toml=policy, keep=options.keep) as stack:
         bodies = [
             post_request(stack.http_port, ALERTMANAGER, alertmanager_notification(batch))
             for batch in batches
@@ -309,7 +315,13 @@ def _report(
     print(
         f"\nKey storm: {options.alerts} alerts over {keys} fingerprints in {notifications} "
         f"Alertmanager notifications of {options.batch}, {options.concurrency} in flight, "
-        f"{os.cpu_count()} CPUs\n"
+        f"{os.cpu_count()} CPUs"
+        + (
+            f", policy max_history_events {options.max_history_events}"
+            if options.max_history_events
+            else ""
+        )
+        + "\n"
     )
     print(
         f"posted                {delivery.seconds:.1f} s, {options.alerts / delivery.seconds:.0f} "
@@ -382,6 +394,11 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--keys", type=int, default=1_000, help="distinct fingerprints")
     parser.add_argument("--batch", type=int, default=100, help="alerts per notification")
     parser.add_argument("--concurrency", type=int, default=8, help="notifications in flight")
+    parser.add_argument(
+        "--max-history-events",
+        type=int,
+        help="try another policy max_history_events (default: the policy's own)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the stack's directory")
     options = parser.parse_args()
     if min(options.alerts, options.keys, options.batch, options.concurrency) < 1:
