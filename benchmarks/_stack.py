@@ -391,6 +391,9 @@ class RunHistory:
     timed_out_tasks: int
     longest_task: float
     """Seconds of the longest workflow task, started to completed/failed/timed out."""
+    longest_stall: float
+    """Longest time in seconds from a workflow task being scheduled to one completing
+    (meanwhile the workflow makes no progress: no clock fires, no signal is handled)."""
 
 
 _TASK_ENDS = (
@@ -410,10 +413,16 @@ async def run_histories(client: Client, workflow_id: str) -> list[RunHistory]:
         events = signals = timed_out = 0
         failed: Counter[str] = Counter()
         started: datetime | None = None
-        longest = 0.0
+        waiting: datetime | None = None
+        longest = stall = 0.0
         async for event in handle.fetch_history_events():
             events += 1
             kind = event.event_type
+            if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED and waiting is None:
+                waiting = event.event_time.ToDatetime()
+            elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and waiting is not None:
+                stall = max(stall, (event.event_time.ToDatetime() - waiting).total_seconds())
+                waiting = None
             if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
                 signals += 1
             elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
@@ -435,6 +444,7 @@ async def run_histories(client: Client, workflow_id: str) -> list[RunHistory]:
                 failed_tasks=failed,
                 timed_out_tasks=timed_out,
                 longest_task=longest,
+                longest_stall=stall,
             )
         )
     return runs
@@ -449,7 +459,8 @@ def describe_run(run: RunHistory) -> str:
     return (
         f"run {run.run_id[:8]} {run.status:16} {run.events:6} events "
         f"{run.size_bytes / 1024 / 1024:5.2f} MB {run.signals:6} signals; "
-        f"longest task {run.longest_task:5.2f} s; failed tasks {sum(run.failed_tasks.values())}"
+        f"longest task {run.longest_task:5.2f} s, stalled {run.longest_stall:5.2f} s; "
+        f"failed tasks {sum(run.failed_tasks.values())}"
         + (f" ({failures})" if failures else "")
         + (f"; timed-out tasks {run.timed_out_tasks}" if run.timed_out_tasks else "")
     )
