@@ -188,9 +188,11 @@ class Policy(_Strict):
     """How webhook alerts are routed to severity, service and targets, and deduplicated."""
     comms: CommsPolicy = Field(default_factory=CommsPolicy)
     """Slack, status page and customer e-mail (see :mod:`domain.comms`)."""
-    max_history_events: int = Field(default=10_000, ge=50, le=50_000)
+    max_history_events: int = Field(default=1_000, ge=50, le=50_000)
     """Continue-as-new once an incident's history reaches this many events (or when the
-    server suggests it earlier), carrying the whole state into a fresh run."""
+    server suggests it earlier), carrying the whole state into a fresh run. Kept small:
+    a worker that must replay a run (after a restart, or when a continue-as-new races a
+    signal) replays at most this many events, so queries stay fast during alert floods."""
     max_history_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=40 * 1024 * 1024)
     """Continue-as-new once an incident's history reaches this size in bytes (Temporal
     terminates a workflow at 50 MB)."""

@@ -222,7 +222,17 @@ class IncidentWorkflow:
                     return True
                 armed = clocks.armed_clocks(self._s, self.policy)
                 upcoming = armed[0] if armed else None
-                if timer is not None and (timer.done() or upcoming != armed_for):
+                # Re-arm only for an earlier deadline: a timer that fires early just wakes
+                # the loop, which arms the next one. A flapping alert pushes the settle
+                # deadline back on every recovery; it costs no timer events now.
+                if timer is not None and (
+                    timer.done()
+                    or (
+                        upcoming is not None
+                        and armed_for is not None
+                        and upcoming.when < armed_for.when
+                    )
+                ):
                     timer.cancel()
                     timer = None
                 if upcoming is not None and timer is None:
