@@ -206,6 +206,15 @@ class AlertEvent(_Model):
     a late trigger back)."""
 
 
+class AlertBatch(_Model):
+    """Several monitoring notifications for one incident in one signal, in arrival order."""
+
+    fired: list[bool] = Field(default_factory=list)
+    """For each alert: True if it fired, False if it recovered."""
+    alerts: list[AlertEvent] = Field(default_factory=list)
+    """The alerts, in the order they arrived."""
+
+
 class ResponderCommand(_Model):
     """Base of every responder update: who is acting."""
 

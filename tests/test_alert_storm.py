@@ -67,8 +67,15 @@ async def test_a_storm_opens_the_cap_then_one_storm_incident_and_loses_nothing(
         assert intake.storms_opened == 1 and intake.storm_incident == storm_id
         assert len(intake.storm_groups) == CAP
 
-        again = await hooks.post("alertmanager", _storm(5))
+        again = await hooks.post("alertmanager", _storm(40))
         assert {o["incident_id"] for o in again.json()["incidents"]} == {storm_id}
+        storm = await hooks.wait_for(storm_id, lambda v: v.alert_notifications == 12 - CAP + 40)
+        assert storm.alert_notifications == 12 - CAP + 40, "every alert reached the storm"
+        history = await hooks.client.get_workflow_handle(storm_id).fetch_history()
+        signals = [
+            e for e in history.events if e.HasField("workflow_execution_signaled_event_attributes")
+        ]
+        assert len(signals) < 12 - CAP + 40, "alerts for one incident share signals"
 
         env = base_env(tmp_path) | {
             "TEMPORAL_ADDRESS": hooks.client.service_client.config.target_host,

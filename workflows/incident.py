@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.models import (
         INCIDENT_CLOSED_SIGNAL,
         AcknowledgeInput,
+        AlertBatch,
         AlertEvent,
         AlertState,
         ChannelDelivery,
@@ -608,6 +609,12 @@ class IncidentWorkflow:
             )
         if not self._any_alert_firing():
             self._on_all_alerts_recovered(alert.source, quiet=known.flaps > 0)
+
+    @workflow.signal
+    def alert_batch(self, batch: AlertBatch) -> None:
+        """Several alerts at once (the webhook batches alerts bound for one incident)."""
+        for fired, alert in zip(batch.fired, batch.alerts, strict=False):
+            (self.alert_fired if fired else self.alert_resolved)(alert)
 
     def _hold(self, alert: AlertEvent, *, firing: bool) -> None:
         """Keep an alert that arrived before the policy was loaded (first task only)."""

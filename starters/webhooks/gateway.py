@@ -33,8 +33,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.connection import connect
 from domain.incident import IncidentView
-from domain.models import AcknowledgeInput, cap_text
+from domain.models import AcknowledgeInput, AlertBatch, AlertEvent, cap_text
 from domain.text import escape_markdown
+from starters.webhooks.batching import SignalBatcher, Status
 from workflows.alert_group import (
     OPEN_INCIDENT_MEMO,
     AlertDelivery,
@@ -51,6 +52,10 @@ T = TypeVar("T")
 
 STALE_RETRIES = 3
 """How often an alert is re-asked to its group after naming a completed incident."""
+BATCHING_KNOWN = 10_000
+"""Incidents whose workflow type this process remembers (forgotten all at once beyond)."""
+INCIDENT_TYPE = "Incident"
+"""Workflow type of incidents that take alerts in batches."""
 PER_GROUP_IN_FLIGHT = 8
 """Concurrent updates this process sends one group (the server admits 10 by default)."""
 
@@ -116,6 +121,8 @@ class TemporalGateway:
         self._limiter = _KeyedLimiter(PER_GROUP_IN_FLIGHT)
         self._rpc_timeout = timedelta(seconds=timeout)
         self._background: set[asyncio.Future[Any]] = set()
+        self._batcher = SignalBatcher(self._signal_batch)
+        self._batching: dict[str, bool] = {}
 
     async def client(self) -> Client:
         """The connected client.
@@ -250,7 +257,13 @@ class TemporalGateway:
         return True, incident
 
     async def _signal(self, client: Client, incident_id: str, delivery: AlertDelivery) -> bool:
-        """Signal the alert to its incident; False when that incident has completed."""
+        """Signal the alert to its incident; False when that incident has completed.
+
+        Incidents of today's type take alerts in batches (see :mod:`.batching`);
+        first-release incidents only know one alert per signal.
+        """
+        if await self._takes_batches(client, incident_id):
+            return await self._batcher.signal(incident_id, delivery.status, delivery.alert)
         incident: WorkflowHandle[IncidentWorkflow, IncidentView] = client.get_workflow_handle_for(
             IncidentWorkflow.run, incident_id
         )
@@ -261,6 +274,42 @@ class TemporalGateway:
         )
         try:
             await incident.signal(signal, delivery.alert, rpc_timeout=self._rpc_timeout)
+        except RPCError as error:
+            if error.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            return False
+        return True
+
+    async def _takes_batches(self, client: Client, incident_id: str) -> bool:
+        """Whether the incident's workflow type has ``alert_batch`` (asked once per incident)."""
+        known = self._batching.get(incident_id)
+        if known is not None:
+            return known
+        try:
+            description = await client.get_workflow_handle(incident_id).describe(
+                rpc_timeout=self._rpc_timeout
+            )
+        except RPCError as error:
+            if error.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            return False  # the single signal reports it gone
+        if len(self._batching) >= BATCHING_KNOWN:
+            self._batching.clear()
+        self._batching[incident_id] = known = description.workflow_type == INCIDENT_TYPE
+        return known
+
+    async def _signal_batch(self, incident_id: str, items: list[tuple[Status, AlertEvent]]) -> bool:
+        client = await self.client()
+        incident: WorkflowHandle[IncidentWorkflow, IncidentView] = client.get_workflow_handle_for(
+            IncidentWorkflow.run, incident_id
+        )
+        batch = AlertBatch(
+            fired=[status == "firing" for status, _ in items], alerts=[a for _, a in items]
+        )
+        try:
+            await incident.signal(
+                IncidentWorkflow.alert_batch, batch, rpc_timeout=self._rpc_timeout
+            )
         except RPCError as error:
             if error.status is not RPCStatusCode.NOT_FOUND:
                 raise
