@@ -188,7 +188,7 @@ class Policy(_Strict):
     """How webhook alerts are routed to severity, service and targets, and deduplicated."""
     comms: CommsPolicy = Field(default_factory=CommsPolicy)
     """Slack, status page and customer e-mail (see :mod:`domain.comms`)."""
-    max_history_events: int = Field(default=1_000, ge=50, le=50_000)
+    max_history_events: int = Field(default=500, ge=50, le=50_000)
     """Continue-as-new once an incident's history reaches this many events (or when the
     server suggests it earlier), carrying the whole state into a fresh run. Kept small:
     a worker that must replay a run (after a restart, or when a continue-as-new races a
