@@ -50,7 +50,11 @@ async def test_continue_as_new_keeps_state_and_fires_each_timer_once(
     ack_offset = incident.acknowledged_at - incident.declared_at  # type: ignore[operator]
     before_ack = [interval * k for k in range(1, 13)]
     after_ack = [ack_offset + interval * k for k in range(1, 8)]
-    assert close_to(offsets(incident, EventKind.STAKEHOLDER_UPDATE), before_ack + after_ack)
+    updates = offsets(incident, EventKind.STAKEHOLDER_UPDATE)
+    assert close_to(updates, before_ack + after_ack), (
+        [u.total_seconds() for u in updates],
+        [u.total_seconds() for u in before_ack + after_ack],
+    )
     # The nudge for the update due right after the test stops has already gone out.
     nudges = [update - clocks.nudge_before for update in [*after_ack, after_ack[-1] + interval]]
     assert close_to(offsets(incident, EventKind.NUDGE), nudges)
