@@ -26,7 +26,8 @@ from domain.policy import Policy
 from tests.conftest import new_worker
 from tests.helpers import Handle, close_to, declare, offsets, view
 from workflows.clocks import page_offset, total_pages
-from workflows.incident import DELIVERY_GIVE_UP, IncidentWorkflow
+from workflows.delivery import DELIVERY_GIVE_UP
+from workflows.incident import IncidentWorkflow
 
 
 class Recorder:

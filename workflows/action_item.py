@@ -24,11 +24,10 @@ from enum import StrEnum
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.common import SearchAttributeUpdate
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.notify import Notifier
     from activities.policy import PolicyActivities
     from domain import search_attributes as sa
     from domain.actions import (
@@ -53,25 +52,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.durations import format_duration
     from domain.models import (
-        ChannelDelivery,
         IncidentFacts,
         Notification,
         NotificationKind,
-        NotifyResult,
     )
     from domain.policy import ActionsPolicy
-
-DELIVERY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-)
-DELIVERY_ATTEMPT = timedelta(minutes=2)
-"""One attempt of one channel (as for incidents)."""
-DELIVERY_HEARTBEAT = timedelta(seconds=20)
-"""A worker that dies mid-delivery is noticed this fast."""
-DELIVERY_GIVE_UP = timedelta(minutes=30)
-"""A channel that fails this long gives the message up."""
+    from workflows import delivery
 
 
 class ClockKind(StrEnum):
@@ -405,22 +391,7 @@ class ActionItemWorkflow:
                 del self._in_flight[channel]
 
     async def _deliver_one(self, channel: str, notification: Notification) -> None:
-        handoff = notification.model_copy(update={"refs": dict(self._s.refs), "pending": []})
-        try:
-            result = await workflow.execute_activity_method(
-                Notifier.deliver_via,
-                ChannelDelivery(channel=channel, notification=handoff),
-                start_to_close_timeout=DELIVERY_ATTEMPT,
-                heartbeat_timeout=DELIVERY_HEARTBEAT,
-                schedule_to_close_timeout=DELIVERY_GIVE_UP,
-                retry_policy=DELIVERY_RETRY,
-                cancellation_type=workflow.ActivityCancellationType.ABANDON,
-                summary=f"{channel}: {notification.kind.value} {', '.join(notification.targets)}",
-            )
-        except ActivityError as error:
-            if isinstance(error.cause, CancelledError):
-                raise asyncio.CancelledError from None  # stopping for continue-as-new
-            result = NotifyResult(failures=[str(error.cause) if error.cause else str(error)])
+        result = await delivery.deliver_via(channel, notification, self._s.refs)
         if channel in notification.pending:
             notification.pending.remove(channel)
         if not notification.pending and notification in self._s.outbox:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -31,7 +31,6 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from activities.notify import Notifier
     from activities.policy import PolicyActivities
     from activities.postmortems import DraftInput, PostmortemDrafts
     from activities.timeline_archive import ArchiveInput, TimelineArchive
@@ -44,7 +43,6 @@ with workflow.unsafe.imports_passed_through():
         AlertBatch,
         AlertEvent,
         AlertState,
-        ChannelDelivery,
         CommandResult,
         Declaration,
         DismissInput,
@@ -54,7 +52,6 @@ with workflow.unsafe.imports_passed_through():
         NoteInput,
         Notification,
         NotificationKind,
-        NotifyResult,
         Phase,
         PhaseInput,
         PostmortemInput,
@@ -65,7 +62,7 @@ with workflow.unsafe.imports_passed_through():
         cap_text,
     )
     from domain.policy import Policy, SeverityPolicy
-    from workflows import clocks, outbox, presentation, record, timeline, transitions
+    from workflows import clocks, delivery, outbox, presentation, record, timeline, transitions
     from workflows.clocks import Clock, ClockKind
 
 SYSTEM = "system"
@@ -74,17 +71,6 @@ MAX_TRACKED_ALERTS = 100
 CLOSED_TRIGGER_SIGNAL = "trigger_after_close"
 """Signal to the alert group: an alert fired at an incident that had already closed."""
 
-DELIVERY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-)
-DELIVERY_ATTEMPT = timedelta(minutes=2)
-"""One attempt of one channel: several Slack calls, or an SMTP exchange of up to 30 s."""
-DELIVERY_HEARTBEAT = timedelta(seconds=20)
-"""A worker that dies mid-delivery is noticed this fast (the activity beats every 5 s)."""
-DELIVERY_GIVE_UP = timedelta(minutes=30)
-"""A channel that fails this long gives the message up (pages then go to the fallback)."""
 DRAFT_GIVE_UP = timedelta(minutes=10)
 """Writing the post-mortem draft is given up after this (recorded; the CLI still prints it)."""
 
@@ -907,22 +893,7 @@ class IncidentWorkflow:
                 del self._in_flight[channel]
 
     async def _deliver_one(self, channel: str, notification: Notification) -> None:
-        handoff = notification.model_copy(update={"refs": dict(self._s.refs), "pending": []})
-        try:
-            result = await workflow.execute_activity_method(
-                Notifier.deliver_via,
-                ChannelDelivery(channel=channel, notification=handoff),
-                start_to_close_timeout=DELIVERY_ATTEMPT,
-                heartbeat_timeout=DELIVERY_HEARTBEAT,
-                schedule_to_close_timeout=DELIVERY_GIVE_UP,
-                retry_policy=DELIVERY_RETRY,
-                cancellation_type=workflow.ActivityCancellationType.ABANDON,
-                summary=f"{channel}: {notification.kind.value} {', '.join(notification.targets)}",
-            )
-        except ActivityError as error:
-            if isinstance(error.cause, CancelledError):
-                raise asyncio.CancelledError from None  # stopping for continue-as-new
-            result = NotifyResult(failures=[str(error.cause) if error.cause else str(error)])
+        result = await delivery.deliver_via(channel, notification, self._s.refs)
         outbox.delivered(self._s, notification, channel)
         self._s.refs.update(result.refs)
         for cause in result.failures:
@@ -962,7 +933,7 @@ class IncidentWorkflow:
                     TimelineArchive.archive,
                     ArchiveInput(incident_id=self._s.id, events=batch),
                     start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=DELIVERY_RETRY,
+                    retry_policy=delivery.DELIVERY_RETRY,
                     cancellation_type=workflow.ActivityCancellationType.ABANDON,
                     summary=f"archive timeline entries {batch[0].seq}–{batch[-1].seq}",
                 )
@@ -1002,7 +973,7 @@ class IncidentWorkflow:
                 DraftInput(view=self.view()),
                 start_to_close_timeout=timedelta(seconds=30),
                 schedule_to_close_timeout=DRAFT_GIVE_UP,
-                retry_policy=DELIVERY_RETRY,
+                retry_policy=delivery.DELIVERY_RETRY,
                 cancellation_type=workflow.ActivityCancellationType.ABANDON,
                 summary="write the post-mortem draft",
             )
