@@ -58,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.policy import ActionsPolicy
     from workflows import delivery
+    from workflows.history import history_full
 
 
 class ClockKind(StrEnum):
@@ -181,11 +182,8 @@ class ActionItemWorkflow:
         return self._s.policy
 
     def _history_full(self) -> bool:
-        info = workflow.info()
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= self._s.max_history_events
-            or info.get_current_history_size() >= self._s.max_history_bytes
+        return history_full(
+            max_events=self._s.max_history_events, max_bytes=self._s.max_history_bytes
         )
 
     async def _run_clocks(self) -> bool:

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         OpeningRequest,
         alert_intake_id,
     )
+    from workflows.history import history_full
     from workflows.incident import (
         CLOSED_TRIGGER_SIGNAL,
         ClosedTrigger,
@@ -223,11 +224,7 @@ class AlertGroupWorkflow:
         return self._s.open_incident is None and workflow.now() >= self._forget_at()
 
     def _should_continue_as_new(self) -> bool:
-        info = workflow.info()
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= self._input.max_history_events
-        )
+        return history_full(max_events=self._input.max_history_events)
 
     def _touch(self) -> None:
         self._s.last_activity_at = workflow.now()

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         cap_text,
     )
     from workflows import children
+    from workflows.history import history_full
 
 OPENING_DECISION_SIGNAL = "opening_decision"
 """Signal from the intake back to the asking alert group."""
@@ -140,11 +141,7 @@ class AlertIntakeWorkflow:
         workflow.continue_as_new(input.model_copy(update={"carried": self._s}))
 
     def _history_full(self) -> bool:
-        info = workflow.info()
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= self._input.max_history_events
-        )
+        return history_full(max_events=self._input.max_history_events)
 
     @workflow.signal
     async def request_opening(self, request: OpeningRequest) -> None:

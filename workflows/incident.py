@@ -64,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.policy import Policy, SeverityPolicy
     from workflows import clocks, delivery, outbox, presentation, record, timeline, transitions
     from workflows.clocks import Clock, ClockKind
+    from workflows.history import history_full
 
 SYSTEM = "system"
 MAX_TRACKED_ALERTS = 100
@@ -188,11 +189,8 @@ class IncidentWorkflow:
         return not self._signals_out and workflow.all_handlers_finished()
 
     def _history_full(self) -> bool:
-        info = workflow.info()
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= self.policy.max_history_events
-            or info.get_current_history_size() >= self.policy.max_history_bytes
+        return history_full(
+            max_events=self.policy.max_history_events, max_bytes=self.policy.max_history_bytes
         )
 
     async def _run_clocks(self) -> bool:
