@@ -19,9 +19,12 @@ QUICK = policy_from_mapping(
 )
 """Alerts settle at once: phase changes follow recoveries without the debounce window."""
 
+FIXTURE_AGE = "520w"
+"""The fixtures' start times are fixed dates: a clamp of ten years keeps them unclamped."""
+
 ROUTED = policy_from_mapping(
     {
-        "alerts": {"settle_window": "0.01s"},
+        "alerts": {"settle_window": "0.01s", "max_start_age": FIXTURE_AGE},
         "routing": {
             "rules": [
                 {"name": "critical-pages", "match": {"severity": "critical"}, "severity": "P0"},
@@ -270,7 +273,7 @@ async def test_group_key_dedup_puts_a_whole_group_in_one_incident(webhook_harnes
 
 ACKNOWLEDGING = policy_from_mapping(
     {
-        "alerts": {"settle_window": "0.01s"},
+        "alerts": {"settle_window": "0.01s", "max_start_age": FIXTURE_AGE},
         "routing": {
             **ROUTED.routing.model_dump(include={"rules"}),
             "webhooks": {"pagerduty_acknowledge": True},
