@@ -160,6 +160,19 @@ class AlertPolicy(_Strict):
     one timeline entry."""
 
 
+class JiraPolicy(_Strict):
+    """``[actions.jira]``: the Jira project each action item is exported to.
+
+    Export happens only when ``project`` is set and ``JIRA_URL``, ``JIRA_EMAIL`` and
+    ``JIRA_API_TOKEN`` are configured (see :class:`domain.settings.JiraSettings`).
+    """
+
+    project: str = Field(default="", pattern=r"^([A-Z][A-Z0-9_]{0,9})?$")
+    """Jira project key (``OPS``); empty leaves action items out of Jira."""
+    issue_type: str = Field(default="Task", min_length=1, max_length=60)
+    """Issue type of the created issues, by name."""
+
+
 class ActionsPolicy(_Strict):
     """Follow-up of action items (``incident action add``), each until done or dropped."""
 
@@ -171,6 +184,8 @@ class ActionsPolicy(_Strict):
     """Management told when an item escalates (with the incident's IC)."""
     digest_every: Duration = parse_duration("7d")
     """How often the IC is reminded of each open item of their incidents."""
+    jira: JiraPolicy = Field(default_factory=JiraPolicy)
+    """Optional export of each action item to one Jira issue."""
 
 
 class Policy(_Strict):

@@ -45,3 +45,30 @@ class Settings(BaseSettings):
     def outbox_path(self) -> Path:
         """The append-only JSONL outbox of the console notifier."""
         return self.data_dir / "outbox.jsonl"
+
+
+class JiraSettings(BaseSettings):
+    """``JIRA_*``: Jira Cloud, for exporting action items (with ``[actions.jira] project``).
+
+    Without a URL, e-mail and API token no issue is created.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="JIRA_", extra="ignore", env_ignore_empty=True)
+
+    url: str = ""
+    """``JIRA_URL``: the site, e.g. ``https://example.atlassian.net``."""
+    email: str = ""
+    """``JIRA_EMAIL``: the account the API token belongs to (basic auth user)."""
+    api_token: SecretStr | None = None
+    """``JIRA_API_TOKEN``: an Atlassian API token of that account."""
+    webhook_secret: SecretStr | None = None
+    """``JIRA_WEBHOOK_SECRET``: the secret of the Jira webhook that reports issues done;
+    ``POST /webhooks/jira`` is disabled (404) without it."""
+    timeout: float = 15.0
+    """``JIRA_TIMEOUT``: seconds per API call."""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether issues can be created (URL, e-mail and API token are all set)."""
+        token = self.api_token.get_secret_value() if self.api_token else ""
+        return bool(self.url and self.email and token)
