@@ -11,7 +11,7 @@ Rendering is linear in the timeline's length.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -104,10 +104,16 @@ class KeyMoments:
     """Latest entry into Monitor: monitoring for stability."""
 
 
-def key_moments(timeline: Iterable[TimelineEvent]) -> KeyMoments:
-    """When the incident first entered Fix and Monitor, and last entered Monitor."""
-    fix_first = monitor_first = monitor_last = None
-    for event in timeline:
+def key_moments(view: IncidentView) -> KeyMoments:
+    """When the incident first entered Fix and Monitor, and last entered Monitor.
+
+    First entries come from the phase clock, which outlives the kept timeline; the
+    latest Monitor entry is read from the timeline, else it is the first one.
+    """
+    first = view.phase_clock.first_entered if view.phase_clock else {}
+    fix_first, monitor_first = first.get(Phase.FIX), first.get(Phase.MONITOR)
+    monitor_last = None
+    for event in view.timeline:
         if event.kind is not EventKind.PHASE_CHANGED:
             continue
         if event.phase is Phase.FIX and fix_first is None:
@@ -115,7 +121,7 @@ def key_moments(timeline: Iterable[TimelineEvent]) -> KeyMoments:
         elif event.phase is Phase.MONITOR:
             monitor_first = monitor_first or event.at
             monitor_last = event.at
-    return KeyMoments(fix_first, monitor_first, monitor_last)
+    return KeyMoments(fix_first, monitor_first, monitor_last or monitor_first)
 
 
 def impact_start(view: IncidentView) -> datetime | None:
@@ -190,7 +196,7 @@ def incident_document(view: IncidentView, *, action_items: Sequence[ActionItemRo
         action_items: The incident's action items, when the tracker has any.
     """
     record = view.record
-    moments = key_moments(view.timeline)
+    moments = key_moments(view)
     how = f"declared by {inline(view.declared_by)} via {inline(view.source)}"
     commander = f"@{inline(view.commander)}" if view.commander else NOT_RECORDED
     lines = [
@@ -312,7 +318,7 @@ def _between(start: datetime | None, end: datetime | None) -> timedelta | None:
 def figures(view: IncidentView) -> Figures:
     """Time to detect, acknowledge, mitigate and resolve, and both SLAs."""
     impact = impact_start(view)
-    moments = key_moments(view.timeline)
+    moments = key_moments(view)
     ack_sla = _between(view.declared_at, view.ack_deadline)
     resolve_sla = _between(view.declared_at, view.resolve_deadline)
     return Figures(

@@ -40,6 +40,38 @@ class ClockMarks(_Model):
     """Whether the post-mortem deadline escalation went out."""
 
 
+class PhaseClock(_Model):
+    """When each phase was first entered and how long the incident spent in each."""
+
+    since: datetime
+    """When the current phase was entered."""
+    first_entered: dict[Phase, datetime] = Field(default_factory=dict)
+    """The first entry into each phase reached so far (key moments, metrics)."""
+    spent_seconds: dict[Phase, float] = Field(default_factory=dict)
+    """Time spent in each phase before the current stint."""
+
+    @classmethod
+    def start(cls, phase: Phase, at: datetime) -> PhaseClock:
+        """A clock that entered ``phase`` at ``at``."""
+        return cls(since=at, first_entered={phase: at})
+
+    def move(self, old: Phase, new: Phase, at: datetime) -> None:
+        """Close the stint in ``old`` and open one in ``new`` at ``at``."""
+        if old == new:
+            return
+        elapsed = max((at - self.since).total_seconds(), 0.0)
+        self.spent_seconds[old] = self.spent_seconds.get(old, 0.0) + elapsed
+        self.first_entered.setdefault(new, at)
+        self.since = at
+
+    def spent(self, phase: Phase, current: Phase, now: datetime) -> float:
+        """Seconds spent in ``phase`` so far, counting the current stint up to ``now``."""
+        total = self.spent_seconds.get(phase, 0.0)
+        if phase == current:
+            total += max((now - self.since).total_seconds(), 0.0)
+        return total
+
+
 class AutoTransition(_Model):
     """A phase change the alerts asked for, applied once they stay settled."""
 
@@ -148,9 +180,24 @@ class IncidentState(_Model):
     """The worker's policy, loaded once when the incident was declared."""
     record: IncidentRecord = Field(default_factory=IncidentRecord)
     """The process's incident record as responders filled it in (``incident set``)."""
+    phase_clock: PhaseClock | None = None
+    """Phase entries and time per phase (None only in state carried from runs before it
+    existed; :meth:`phases` then starts it at the declaration)."""
     postmortem_draft_written: bool = False
     """Whether the post-mortem draft of the current record was written after Resolve (or
     given up on); a change to the record clears it, so the draft is written again."""
+
+    def phases(self) -> PhaseClock:
+        """The phase clock, started at the declaration when the state predates it."""
+        if self.phase_clock is None:
+            self.phase_clock = PhaseClock.start(Phase.DETECT, self.declared_at)
+            self.phase_clock.move(Phase.DETECT, self.phase, self.declared_at)
+        return self.phase_clock
+
+    def move_to(self, phase: Phase, at: datetime) -> None:
+        """Change phase, keeping the phase clock in step."""
+        self.phases().move(self.phase, phase, at)
+        self.phase = phase
 
     @classmethod
     def declare(cls, incident_id: str, declaration: Declaration, now: datetime) -> IncidentState:
@@ -173,6 +220,7 @@ class IncidentState(_Model):
             targets=list(declaration.targets),
             links=[cap_text(link, 2000) for link in declaration.links[:20]],
             marks=ClockMarks(update_anchor=now),
+            phase_clock=PhaseClock.start(Phase.DETECT, now),
         )
 
 
@@ -235,3 +283,5 @@ class IncidentView(IncidentFacts):
     """The process's incident record as responders filled it in."""
     refs: dict[str, str] = Field(default_factory=dict)
     """Delivery references (Slack channel, status-page incident), for the incident document."""
+    phase_clock: PhaseClock | None = None
+    """When each phase was first entered and the time spent in each."""

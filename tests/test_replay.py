@@ -204,7 +204,9 @@ def test_recorded_histories_hold_what_they_are_named_after() -> None:
     assert started("incident_alert_storm")["parentWorkflowExecution"]["workflowId"].startswith(
         "alertintake-"
     )
-    assert signals("incident_alert_storm").count("alert_fired") >= 3
+    # Later storm alerts join it, one by one or batched by the webhook.
+    joined = [s for s in signals("incident_alert_storm") if s in ("alert_fired", "alert_batch")]
+    assert len(joined) >= 2
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])

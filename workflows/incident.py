@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import launch
     from domain.durations import format_duration
     from domain.incident import AutoTransition, IncidentState, IncidentSummary, IncidentView
+    from domain.measures import MEASURES_MEMO
     from domain.models import (
         INCIDENT_CLOSED_SIGNAL,
         AcknowledgeInput,
@@ -364,7 +365,7 @@ class IncidentWorkflow:
         self._s.acknowledged_at = now
         if not self._s.public_title_confirmed:
             self._s.public_title, self._s.public_title_confirmed = self._s.title, True
-        self._s.phase = Phase.INVESTIGATE
+        self._s.move_to(Phase.INVESTIGATE, now)
         self._s.marks.update_anchor = now
         self._record(
             EventKind.ACKNOWLEDGED,
@@ -408,7 +409,7 @@ class IncidentWorkflow:
         await self._ready()
         _recheck(transitions.check_dismiss(self._s, command.reason))
         reason = cap_text(command.reason)
-        self._s.phase = Phase.DISMISSED
+        self._s.move_to(Phase.DISMISSED, workflow.now())
         self._s.dismissed_reason = reason
         self._s.resolved_at = workflow.now()
         self._s.closed = True
@@ -781,7 +782,7 @@ class IncidentWorkflow:
         informational: bool = False,
     ) -> None:
         previous = self._s.phase
-        self._s.phase = phase
+        self._s.move_to(phase, workflow.now())
         if phase is Phase.MONITOR:
             self._s.marks.monitor_started_at = workflow.now()
         note = cap_text(note)
@@ -995,7 +996,12 @@ class IncidentWorkflow:
             updates.append(key.value_unset() if value is None else key.value_set(value))
         if updates:
             workflow.upsert_search_attributes(updates)
+        memo: dict[str, Any] = {}
         if self._published.setdefault("public_title", self._s.public_title) != self._s.public_title:
-            self._published["public_title"] = self._s.public_title
-            workflow.upsert_memo({"public_title": self._s.public_title})
+            self._published["public_title"] = memo["public_title"] = self._s.public_title
+        measures = presentation.measures_of(self._s).model_dump(mode="json")
+        if self._published.get(MEASURES_MEMO) != measures:
+            self._published[MEASURES_MEMO] = memo[MEASURES_MEMO] = measures
+        if memo:
+            workflow.upsert_memo(memo)
         workflow.set_current_details(presentation.details_of(self._s))

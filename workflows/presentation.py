@@ -10,7 +10,8 @@ from temporalio.common import SearchAttributeKey
 
 from domain import search_attributes as sa
 from domain.incident import PUBLIC_HISTORY_KEPT, IncidentState, IncidentSummary, IncidentView
-from domain.models import EventKind, IncidentFacts, TimelineEvent
+from domain.measures import IncidentMeasures
+from domain.models import EventKind, IncidentFacts, Phase, TimelineEvent
 from domain.text import escape_markdown
 from workflows import clocks
 
@@ -71,6 +72,39 @@ def view_of(state: IncidentState) -> IncidentView:
         delivery_failed=state.delivery_failed,
         record=state.record,
         refs=dict(state.refs),
+        phase_clock=state.phases().model_copy(deep=True),
+    )
+
+
+def measures_of(state: IncidentState) -> IncidentMeasures:
+    """The facts the metrics read, published in the memo (see :mod:`domain.measures`)."""
+    policy = state.policy
+    ack_deadline = clocks.ack_deadline(state, policy) if policy else None
+    acknowledged = state.acknowledged_at
+    ack_missed = state.marks.pages_sent > 0 or (
+        acknowledged is not None and ack_deadline is not None and acknowledged > ack_deadline
+    )
+    return IncidentMeasures(
+        severity=state.severity,
+        phase=state.phase,
+        source=state.source,
+        service=state.service,
+        declared_at=state.declared_at,
+        detected_at=state.detected_at,
+        impact_started=state.record.impact_started,
+        acknowledged_at=acknowledged,
+        mitigated_at=state.phases().first_entered.get(Phase.MONITOR),
+        resolved_at=state.resolved_at,
+        dismissed=state.phase is Phase.DISMISSED,
+        ack_deadline=ack_deadline,
+        resolve_deadline=clocks.resolve_deadline(state, policy) if policy else None,
+        ack_sla_missed=ack_missed,
+        resolve_sla_missed=state.sla_breached,
+        pages_sent=state.marks.pages_sent,
+        root_cause_key=state.record.root_cause_key,
+        repeat_of=state.related_incident,
+        postmortem_due_at=clocks.postmortem_due_at(state, policy) if policy else None,
+        postmortem_recorded_at=state.postmortem_recorded_at,
     )
 
 
