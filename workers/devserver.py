@@ -60,6 +60,18 @@ def port_in_use(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
+SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
+"""Pragmas of the dev server's database file: a write-ahead log synced at checkpoints
+doubles the new incidents per second (issue 11: 9.0/s against 4.5/s with SQLite's
+rollback journal) and, unlike ``synchronous=off``, loses nothing when a process
+crashes (only a power cut can lose the last transactions)."""
+
+
+def sqlite_pragma_flags() -> list[str]:
+    """``--sqlite-pragma`` flags for :data:`SQLITE_PRAGMAS`."""
+    return [flag for pragma in SQLITE_PRAGMAS for flag in ("--sqlite-pragma", pragma)]
+
+
 def dev_server_command(config: DevServerConfig) -> list[str]:
     """The ``temporal server start-dev`` command line, search attributes included."""
     return [
@@ -68,6 +80,7 @@ def dev_server_command(config: DevServerConfig) -> list[str]:
         "start-dev",
         "--db-filename",
         str(config.db_file),
+        *sqlite_pragma_flags(),
         "--ip",
         config.host,
         "--port",
