@@ -188,6 +188,23 @@ class ActionsPolicy(_Strict):
     """Optional export of each action item to one Jira issue."""
 
 
+class MetricsPolicy(_Strict):
+    """``[metrics]``: how the incident metrics are counted and the process's healthy targets."""
+
+    repeat_window: Duration = parse_duration("90d")
+    """A later incident with the same root-cause key within this time is a repeat."""
+    mttr_targets: dict[Severity, Duration] = Field(
+        default_factory=lambda: {Severity.P0: parse_duration("1h")}
+    )
+    """Mean time to resolve per severity must stay below these (severities not named have none)."""
+    mttd_target: Duration = parse_duration("5m")
+    """Mean time to detect must stay below this."""
+    max_repeats: int = Field(default=0, ge=0)
+    """Repeat incidents a period may have and still be healthy."""
+    action_item_target: float = Field(default=1.0, gt=0, le=1)
+    """Share of due action items that must be done on time."""
+
+
 class Policy(_Strict):
     """The whole response policy."""
 
@@ -203,6 +220,8 @@ class Policy(_Strict):
     """How webhook alerts are routed to severity, service and targets, and deduplicated."""
     comms: CommsPolicy = Field(default_factory=CommsPolicy)
     """Slack, status page and customer e-mail (see :mod:`domain.comms`)."""
+    metrics: MetricsPolicy = Field(default_factory=MetricsPolicy)
+    """Repeat window and the targets the incident metrics are marked against."""
     max_history_events: int = Field(default=500, ge=50, le=50_000)
     """Continue-as-new once an incident's history reaches this many events (or when the
     server suggests it earlier), carrying the whole state into a fresh run. Kept small:
