@@ -35,6 +35,9 @@ customer e-mail, which speak to the public about the incident itself."""
 _OWNER = re.compile(r"@?[\w.\-]+")
 _ACTION_ID = re.compile(r"(INC-\d{8}-[0-9A-Z]{4})-A(\d+)")
 _INCIDENT_ID = re.compile(r"INC-\d{8}-[0-9A-Z]{4}")
+JIRA_LABEL_PREFIX = "incident-action-"
+"""Prefix of the Jira label that ties an issue to its action item (the rest is the
+lowercased action ID): the exactly-once search and the webhook both read it."""
 
 
 class ActionStatus(StrEnum):
@@ -59,6 +62,21 @@ def incident_of(action: str) -> str | None:
 def is_incident_id(value: str) -> bool:
     """Whether ``value`` looks like an incident ID (safe inside a visibility query)."""
     return _INCIDENT_ID.fullmatch(value) is not None
+
+
+def jira_label(action: str) -> str:
+    """``incident-action-inc-20261127-3a7x-a2``: the label of ``action``'s Jira issue."""
+    return JIRA_LABEL_PREFIX + action.lower()
+
+
+def action_of_jira_labels(labels: list[str]) -> str | None:
+    """The action ID named by the first of ``labels`` made by :func:`jira_label`, or None."""
+    for label in labels:
+        if label.startswith(JIRA_LABEL_PREFIX):
+            action = label.removeprefix(JIRA_LABEL_PREFIX).upper()
+            if incident_of(action) is not None:
+                return action
+    return None
 
 
 def normalize_owner(owner: str) -> str:
@@ -108,6 +126,19 @@ def check_open(state: ActionState) -> str | None:
     if state.status is ActionStatus.DROPPED:
         return f"{state.id} was dropped: {state.reason}"
     return None
+
+
+def check_jira_done(state: ActionState, issue: str | None) -> str | None:
+    """Why a ``done`` reported by Jira for ``issue`` is refused, or None.
+
+    Only the item's own issue may close it: anyone who can label an issue in Jira
+    could otherwise close any item.
+    """
+    if issue is None or issue == state.jira_key:
+        return None
+    if state.jira_key is None:
+        return f"{state.id} has no Jira issue recorded yet (reported by {issue})"
+    return f"{state.id} is tracked by Jira issue {state.jira_key}, not {issue}"
 
 
 def check_reason(reason: str) -> str | None:
@@ -230,6 +261,12 @@ class ActionState(_Model):
     """Delivery references (the incident's Slack channel) returned by channels."""
     edits: int = 0
     """How many edits were applied."""
+    jira_key: str | None = None
+    """Key of the item's Jira issue (``OPS-42``), once created."""
+    jira_url: str | None = None
+    """Browse URL of that issue."""
+    jira_error: str = ""
+    """Why the Jira export gave up (a permanent error such as a wrong project key)."""
 
     @property
     def deadline_text(self) -> str:
@@ -249,6 +286,9 @@ class ActionDone(ActionResponder):
 
     note: str = ""
     """What was done (optional)."""
+    jira_issue: str | None = None
+    """Set by ``POST /webhooks/jira``: the issue that reached done (refused unless it is
+    the item's own issue)."""
 
 
 class ActionWontdo(ActionResponder):
@@ -305,6 +345,10 @@ class ActionSummary(_Model):
     """When it was done or dropped (memo)."""
     on_time: bool | None = None
     """Whether it was done on time (memo)."""
+    jira_key: str | None = None
+    """Key of its Jira issue (memo)."""
+    jira_url: str | None = None
+    """Browse URL of its Jira issue (memo)."""
 
 
 def clamp(text: str, limit: int) -> str:

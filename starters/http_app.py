@@ -25,7 +25,7 @@ from domain.connection import exit_process
 from domain.logs import setup_logging
 from domain.policy import Policy, load_policy
 from domain.routing import AlertSource
-from domain.settings import Settings
+from domain.settings import JiraSettings, Settings
 from starters.slack_commands import SlackGroups, slack_command_router
 from starters.status_page import status_page_router
 from starters.webhooks import (
@@ -37,6 +37,7 @@ from starters.webhooks import (
 )
 from starters.webhooks.auth import ReplayCache
 from starters.webhooks.errors import WebhookError, webhook_error_handler
+from starters.webhooks.jira import jira_webhook_router
 
 log = logging.getLogger("incidents.http")
 
@@ -144,6 +145,7 @@ def create_app(
     client: temporalio.client.Client | None = None,
     policy: Policy | None = None,
     webhook_settings: WebhookSettings | None = None,
+    jira_settings: JiraSettings | None = None,
 ) -> fastapi.FastAPI:
     """The HTTP service.
 
@@ -154,6 +156,8 @@ def create_app(
             answering 503 while Temporal is unreachable.
         policy: response policy whose ``[routing]`` applies (default: ``INCIDENT_POLICY``).
         webhook_settings: limits and per-source tokens (default: the environment).
+        jira_settings: ``JIRA_WEBHOOK_SECRET`` enables ``POST /webhooks/jira``
+            (default: the environment).
 
     Raises:
         PolicyError: the policy file is invalid.
@@ -204,6 +208,16 @@ def create_app(
                 access=policy.routing.slack_commands,
                 group_members=SlackGroups(token=bot, api_url=slack.api_url) if bot else None,
                 replays=replays,
+            )
+        )
+    jira = jira_settings or JiraSettings()
+    if jira.webhook_secret is not None and jira.webhook_secret.get_secret_value():
+        app.include_router(
+            jira_webhook_router(
+                gateway.client,
+                secret=jira.webhook_secret.get_secret_value(),
+                max_body_bytes=hooks.max_body_bytes,
+                deadline_seconds=hooks.deadline_seconds,
             )
         )
     _document_payloads(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +13,7 @@ from temporalio.worker import Worker
 
 from activities.channels import Channel
 from activities.email import CustomerEmailChannel, SmtpSender
+from activities.jira import JiraIssues, new_jira_client
 from activities.notify import Notifier
 from activities.outbox import OutboxChannel
 from activities.policy import PolicyActivities
@@ -23,13 +25,15 @@ from activities.template_check import rehearse
 from activities.templates import standard_templates
 from activities.timeline_archive import TimelineArchive
 from domain.comms import SlackSettings, SmtpSettings, StatuspageSettings
-from domain.policy import Policy, load_policy
-from domain.settings import Settings
+from domain.policy import JiraPolicy, Policy, load_policy
+from domain.settings import JiraSettings, Settings
 from workflows.action_item import ActionItemWorkflow
 from workflows.alert_group import AlertGroupWorkflow
 from workflows.alert_intake import AlertIntakeWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.legacy.incident_v1 import LegacyIncidentWorkflow
+
+log = logging.getLogger("incidents.worker")
 
 WORKFLOWS = [
     IncidentWorkflow,
@@ -71,6 +75,19 @@ def default_channels(settings: Settings, policy: Policy | None = None) -> list[C
     return channels
 
 
+def default_jira(policy: Policy) -> JiraIssues | None:
+    """Jira export, when ``[actions.jira] project`` and ``JIRA_*`` credentials are both set."""
+    settings = JiraSettings()
+    if not policy.actions.jira.project:
+        return None
+    if not settings.enabled:
+        log.warning(
+            "[actions.jira] project is set but JIRA_URL, JIRA_EMAIL or JIRA_API_TOKEN is not"
+        )
+        return None
+    return JiraIssues(new_jira_client(settings), site_url=settings.url)
+
+
 class ConfigurationError(ValueError):
     """The policy, a template or a channel's settings is unusable; the message says which."""
 
@@ -96,14 +113,21 @@ def build_worker(
     channels: Sequence[Channel],
     archive_dir: Path = Path(".data") / "timelines",
     postmortems_dir: Path | None = None,
+    jira: JiraIssues | None = None,
     **worker_options: Any,
 ) -> Worker:
     """A worker running incident workflows and their activities on ``task_queue``.
 
     ``archive_dir`` holds the timeline archive (older timeline entries of every
     incident); replicas of the worker share it. ``postmortems_dir`` receives the
-    post-mortem drafts (default: ``postmortems`` next to ``archive_dir``).
+    post-mortem drafts (default: ``postmortems`` next to ``archive_dir``). ``jira``
+    exports action items (default: :func:`default_jira`); without it the workflows are
+    handed a policy without a Jira project, so none waits for an activity nobody runs.
     """
+    jira = jira or default_jira(policy)
+    if jira is None and policy.actions.jira.project:
+        unexported = policy.actions.model_copy(update={"jira": JiraPolicy()})
+        policy = policy.model_copy(update={"actions": unexported})
     notifier = Notifier(channels)
     setup = PolicyActivities(policy, notifier.channel_names)
     archive = TimelineArchive(archive_dir)
@@ -121,6 +145,7 @@ def build_worker(
             notifier.deliver_via,
             archive.archive,
             drafts.write,
+            *([jira.export] if jira is not None else []),
         ],
         activity_executor=_POLICY_EXECUTOR,
         **worker_options,

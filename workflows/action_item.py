@@ -12,6 +12,10 @@ Messages go through the same per-channel ``deliver_via`` activity as the
 incident's, from a small outbox of their own, exactly once per key
 (``<action id>/<seq>``). Listings read only visibility: the ``Action*`` search
 attributes and the memo.
+
+With ``[actions.jira] project`` set on a worker that has Jira credentials, the
+item also gets one Jira issue (:meth:`_export_to_jira`), in the background: a
+Jira outage delays only the issue, never a reminder.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from enum import StrEnum
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.jira import JiraIssueInput, JiraIssues
     from activities.policy import PolicyActivities
     from domain import search_attributes as sa
     from domain.actions import (
@@ -44,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         ActionStatus,
         ActionWontdo,
         check_edit,
+        check_jira_done,
         check_open,
         check_reason,
         clamp,
@@ -56,9 +62,21 @@ with workflow.unsafe.imports_passed_through():
         Notification,
         NotificationKind,
     )
-    from domain.policy import ActionsPolicy
+    from domain.policy import ActionsPolicy, JiraPolicy
     from workflows import delivery
     from workflows.history import history_full
+
+
+JIRA_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=10),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=10),
+)
+"""Jira down: keep trying, at most every 10 minutes, as long as the item is open. The
+first retry waits 10 s so Jira's search (eventually consistent) sees an issue whose
+creation answer was lost."""
+JIRA_ATTEMPT = timedelta(minutes=1)
+"""One attempt: a search and a create, each within ``JIRA_TIMEOUT``."""
 
 
 class ClockKind(StrEnum):
@@ -160,6 +178,9 @@ class ActionItemWorkflow:
             self._s.max_history_bytes = setup.policy.max_history_bytes
             self._s.channels = [name for name in setup.channels if name in ACTION_CHANNELS]
         workers = [asyncio.create_task(self._deliver(name)) for name in self._s.channels]
+        jira = self._policy.jira
+        if jira.project and self._s.jira_key is None and not self._s.jira_error:
+            workers.append(asyncio.create_task(self._export_to_jira(jira)))
         continue_as_new = await self._run_clocks()
         if not continue_as_new:
             await workflow.wait_condition(
@@ -263,7 +284,7 @@ class ActionItemWorkflow:
     async def done(self, command: ActionDone) -> ActionResult:
         """Mark the item done; records when, and whether it was on time."""
         await self._ready()
-        _recheck(check_open(self._s))
+        _recheck(check_open(self._s) or check_jira_done(self._s, command.jira_issue))
         s, now = self._s, workflow.now()
         s.status, s.completed_at, s.on_time = ActionStatus.DONE, now, now <= s.due
         s.note = clamp(command.note, MAX_NOTE)
@@ -278,7 +299,7 @@ class ActionItemWorkflow:
 
     @done.validator
     def _validate_done(self, command: ActionDone) -> None:
-        _reject_if(check_open(self._s))
+        _reject_if(check_open(self._s) or check_jira_done(self._s, command.jira_issue))
 
     @workflow.update
     async def wontdo(self, command: ActionWontdo) -> ActionResult:
@@ -398,6 +419,43 @@ class ActionItemWorkflow:
         for failure in result.failures:
             workflow.logger.error("%s: %s not delivered: %s", channel, notification.key, failure)
 
+    # ----------------------------------------------------------------- jira
+
+    async def _export_to_jira(self, jira: JiraPolicy) -> None:
+        """Create the item's Jira issue (or find the one an earlier attempt created).
+
+        Retried until it succeeds or fails permanently; a continue-as-new or the
+        item closing abandons it (the next run asks again, and finds the issue).
+        """
+        s = self._s
+        issue = JiraIssueInput(
+            action_id=s.id,
+            incident_id=s.incident_id,
+            incident_title=s.incident_title,
+            title=s.title,
+            owner=s.owner,
+            due=s.due,
+            project=jira.project,
+            issue_type=jira.issue_type,
+        )
+        try:
+            ref = await workflow.execute_activity_method(
+                JiraIssues.export,
+                issue,
+                start_to_close_timeout=JIRA_ATTEMPT,
+                retry_policy=JIRA_RETRY,
+                cancellation_type=workflow.ActivityCancellationType.ABANDON,
+                summary=f"jira: issue in {jira.project}",
+            )
+        except ActivityError as error:
+            if isinstance(error.cause, CancelledError):
+                raise asyncio.CancelledError from None
+            s.jira_error = clamp(str(error.cause or error), MAX_NOTE)
+            workflow.logger.error("%s: Jira export gave up: %s", s.id, s.jira_error)
+        else:
+            s.jira_key, s.jira_url = ref.key, ref.url
+        self._wake = True
+
     # ----------------------------------------------------------- visibility
 
     def _publish(self) -> None:
@@ -420,9 +478,12 @@ class ActionItemWorkflow:
         if self._published.get("memo") != memo:
             self._published["memo"] = memo
             workflow.upsert_memo(memo)
-        workflow.set_current_details(
-            f"**{s.status.value}** · owner {s.owner} · due {s.deadline_text}"
-        )
+        details = f"**{s.status.value}** · owner {s.owner} · due {s.deadline_text}"
+        if s.jira_key is not None:
+            details += f" · Jira [{s.jira_key}]({s.jira_url})"
+        elif s.jira_error:
+            details += " · Jira export failed"
+        workflow.set_current_details(details)
 
 
 def memo_of(state: ActionState) -> dict[str, Any]:
@@ -434,4 +495,6 @@ def memo_of(state: ActionState) -> dict[str, Any]:
         "incident_title": state.incident_title,
         "completed_at": state.completed_at.isoformat() if state.completed_at else None,
         "on_time": state.on_time,
+        # Only once there is one, so items without Jira keep the memo they always had.
+        **({"jira_key": state.jira_key, "jira_url": state.jira_url} if state.jira_key else {}),
     }

@@ -424,6 +424,8 @@ async def summarize(execution: WorkflowExecution, now: datetime) -> ActionSummar
         commander=memo.get("commander") or None,
         completed_at=datetime.fromisoformat(completed) if completed else None,
         on_time=memo.get("on_time"),
+        jira_key=memo.get("jira_key") or None,
+        jira_url=memo.get("jira_url") or None,
     )
 
 
@@ -470,7 +472,8 @@ def _print_table(rows: list[ActionSummary]) -> None:
         render.print_warning("no action items match")
         return
     table = Table(box=None, pad_edge=False)
-    for column in ("ACTION", "OWNER", "DUE", "STATUS", "TITLE"):
+    jira = any(row.jira_key for row in rows)
+    for column in ("ACTION", "OWNER", "DUE", "STATUS", *(["JIRA"] if jira else []), "TITLE"):
         table.add_column(column)
     for row in rows:
         due = f"{row.due:%Y-%m-%d %H:%M}" if row.due else "—"
@@ -482,6 +485,7 @@ def _print_table(rows: list[ActionSummary]) -> None:
             render.safe(row.owner),
             due,
             status,
+            *([render.safe(row.jira_key or "—")] if jira else []),
             render.safe(row.title, single_line=True),
         )
     Console(soft_wrap=True).print(table)
