@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import Field
 
+from domain.checklists import Checklists
 from domain.models import (
     AlertState,
     Declaration,
@@ -14,6 +15,7 @@ from domain.models import (
     Notification,
     Phase,
     Severity,
+    StoredDocument,
     TimelineEvent,
     _Model,
     cap_text,
@@ -70,6 +72,19 @@ class PhaseClock(_Model):
         if phase == current:
             total += max((now - self.since).total_seconds(), 0.0)
         return total
+
+
+class ReviewMeeting(_Model):
+    """The post-mortem review meeting (``incident postmortem --schedule``)."""
+
+    at: datetime
+    """When it starts."""
+    attendees: list[str] = Field(default_factory=list)
+    """Who is invited."""
+    scheduled_by: str
+    """Who scheduled it."""
+    reminded: bool = False
+    """Whether the attendees were reminded of it."""
 
 
 class AutoTransition(_Model):
@@ -180,6 +195,12 @@ class IncidentState(_Model):
     """The worker's policy, loaded once when the incident was declared."""
     record: IncidentRecord = Field(default_factory=IncidentRecord)
     """The process's incident record as responders filled it in (``incident set``)."""
+    checklists: Checklists | None = None
+    """Each phase's checklist and who ticked what (made from the policy when first needed)."""
+    review: ReviewMeeting | None = None
+    """The post-mortem review meeting, once scheduled."""
+    postmortem_document: StoredDocument | None = None
+    """The final post-mortem kept as a file, when it was recorded with one."""
     phase_clock: PhaseClock | None = None
     """Phase entries and time per phase (None only in state carried from runs before it
     existed; :meth:`phases` then starts it at the declaration)."""
@@ -285,3 +306,9 @@ class IncidentView(IncidentFacts):
     """Delivery references (Slack channel, status-page incident), for the incident document."""
     phase_clock: PhaseClock | None = None
     """When each phase was first entered and the time spent in each."""
+    checklists: Checklists = Field(default_factory=dict)
+    """Each phase's checklist and who ticked what."""
+    review: ReviewMeeting | None = None
+    """The post-mortem review meeting, once scheduled."""
+    postmortem_document: StoredDocument | None = None
+    """The final post-mortem kept as a file, when it was recorded with one."""

@@ -281,6 +281,38 @@ class PostmortemInput(ResponderCommand):
 
     url: str | None = None
     """Where the post-mortem document lives."""
+    document: StoredDocument | None = None
+    """The final document as a file kept under the data directory (path and hash only:
+    documents do not belong in workflow payloads)."""
+
+
+class StoredDocument(_Model):
+    """A file kept under the data directory, known by its path and content hash."""
+
+    path: str
+    """Path of the kept copy."""
+    sha256: str
+    """Hex SHA-256 of its content."""
+    size: int
+    """Its size in bytes."""
+
+
+class ReviewInput(ResponderCommand):
+    """``incident postmortem --schedule``: the post-mortem review meeting."""
+
+    at: datetime
+    """When the meeting starts (aware)."""
+    attendees: list[str] = Field(default_factory=list)
+    """Who is invited (``@name``); the commander is always reminded too."""
+
+
+class CheckInput(ResponderCommand):
+    """``incident check``: tick a checklist item."""
+
+    item: str
+    """The item's number in its phase's list, or its text (or a unique part of it)."""
+    phase: str | None = None
+    """The phase whose list it is on; default the current phase."""
 
 
 class FixStrategy(StrEnum):
@@ -421,6 +453,10 @@ class IncidentFacts(_Model):
     impact_started: datetime | None = None
     """When users were first hurt, when a responder set it (``incident set --impact-started``);
     customer-facing downtime counts from here."""
+    review_at: datetime | None = None
+    """The post-mortem review meeting, once scheduled."""
+    review_attendees: list[str] = Field(default_factory=list)
+    """Who is invited to the review meeting."""
 
     @property
     def public_name(self) -> str:
@@ -451,6 +487,7 @@ class NotificationKind(StrEnum):
     POSTMORTEM_REMINDER = "postmortem_reminder"
     POSTMORTEM_OVERDUE = "postmortem_overdue"
     POSTMORTEM_DONE = "postmortem_done"
+    POSTMORTEM_REVIEW = "postmortem_review"
     ACTION_REMINDER = "action_reminder"
     ACTION_OVERDUE = "action_overdue"
     ACTION_ESCALATED = "action_escalated"
@@ -488,6 +525,8 @@ class Notification(_Model):
     """Delivered before informational messages (pages, breaches, responders' messages)."""
     coalesced: int = 0
     """How many later informational messages of the same kind this one stands for."""
+    checklist: list[str] = Field(default_factory=list)
+    """The open checklist items of the phase this message announces, numbered."""
 
 
 class ChannelDelivery(_Model):

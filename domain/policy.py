@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from domain.checklists import ChecklistPolicy
 from domain.comms import CommsPolicy
 from domain.durations import Duration, parse_duration
 from domain.models import Severity
@@ -129,6 +130,8 @@ class PostmortemPolicy(_Strict):
     """How long before the deadline the commander is reminded."""
     escalate_to: list[str] = Field(default_factory=lambda: ["@engineering-manager"])
     """Who is told when the deadline passes without a post-mortem."""
+    review_reminder_before: Duration = parse_duration("1h")
+    """How long before the review meeting (``postmortem --schedule``) attendees are reminded."""
 
     @model_validator(mode="after")
     def _reminder_inside_deadline(self) -> PostmortemPolicy:
@@ -220,6 +223,8 @@ class Policy(_Strict):
     """How webhook alerts are routed to severity, service and targets, and deduplicated."""
     comms: CommsPolicy = Field(default_factory=CommsPolicy)
     """Slack, status page and customer e-mail (see :mod:`domain.comms`)."""
+    checklists: ChecklistPolicy = Field(default_factory=ChecklistPolicy)
+    """Each phase's checklist; a phase left out keeps the process's list."""
     metrics: MetricsPolicy = Field(default_factory=MetricsPolicy)
     """Repeat window and the targets the incident metrics are marked against."""
     max_history_events: int = Field(default=500, ge=50, le=50_000)
