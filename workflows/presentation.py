@@ -11,9 +11,9 @@ from temporalio.common import SearchAttributeKey
 from domain import search_attributes as sa
 from domain.incident import PUBLIC_HISTORY_KEPT, IncidentState, IncidentSummary, IncidentView
 from domain.measures import IncidentMeasures
-from domain.models import EventKind, IncidentFacts, Phase, TimelineEvent
+from domain.models import EventKind, IncidentFacts, Phase, TimelineEvent, cap_text
 from domain.text import escape_markdown
-from workflows import clocks
+from workflows import clocks, progress
 
 
 def facts_of(state: IncidentState) -> IncidentFacts:
@@ -141,26 +141,63 @@ def _when(value: datetime | None) -> str:
     return "—" if value is None else f"{value:%Y-%m-%d %H:%M:%S} UTC"
 
 
-def details_of(state: IncidentState) -> str:
-    """The current details shown on the workflow's page in the Temporal UI."""
+def details_of(state: IncidentState, now: datetime | None = None) -> str:
+    """The current details shown on the workflow's page in the Temporal UI.
+
+    Args:
+        state: the incident.
+        now: the moment relative times ("in 4m") are computed for: the workflow
+            passes ``workflow.now()``; without it, the latest timeline entry's time.
+    """
+    at = now or _latest_change(state)
     facts = facts_of(state)
     rows = [
         f"**{facts.severity.value} · {facts.phase.value}** — {escape_markdown(facts.title)}",
-        f"**IC:** {escape_markdown(facts.commander or 'unassigned')}",
+        progress.path_line(state, at),
+        f"**IC:** {escape_markdown(cap_text(facts.commander or 'unassigned', 100))}",
     ]
-    if facts.phase.is_open:
-        rows.append(
-            f"**Ack by:** {_when(facts.ack_deadline)} · "
-            f"**Resolve by:** {_when(facts.resolve_deadline)}"
+    if facts.phase is not Phase.DISMISSED:
+        rows.append(_sla_row(state, facts, at))
+    if facts.next_update_at is not None:
+        due = progress.due_status(facts.next_update_at, now=at)
+        rows.append(f"**Next update:** {_when(facts.next_update_at)} ({due})")
+    if facts.postmortem_due_at is not None:
+        status = progress.deadline_status(
+            facts.postmortem_due_at, now=at, done_at=state.postmortem_recorded_at
         )
-        rows.append(f"**Next update:** {_when(facts.next_update_at)}")
-    if facts.postmortem_due_at and not state.closed:
-        rows.append(f"**Post-mortem due:** {_when(facts.postmortem_due_at)}")
+        rows.append(f"**Post-mortem due:** {_when(facts.postmortem_due_at)} ({status})")
+    if facts.phase is Phase.DISMISSED:
+        reason = escape_markdown(cap_text(state.dismissed_reason or "no reason given", 300))
+        rows.append(f"**Dismissed:** {reason}")
     if state.sla_breached:
         rows.append("**SLA breached**")
     if state.delivery_failed:
         rows.append("**A page could not be delivered** (see the timeline)")
+    rows.append(f"_As of {_when(at)}_")
     return "\n".join(rows)
+
+
+def _latest_change(state: IncidentState) -> datetime:
+    return state.timeline[-1].at if state.timeline else state.phases().since
+
+
+def _sla_row(state: IncidentState, facts: IncidentFacts, now: datetime) -> str:
+    """Both SLA deadlines, each met, missed or still running."""
+    parts = []
+    if facts.ack_deadline is not None:
+        status = progress.deadline_status(
+            facts.ack_deadline,
+            now=now,
+            done_at=state.acknowledged_at or state.resolved_at,
+            missed=state.marks.pages_sent > 0,
+        )
+        parts.append(f"**Ack by:** {_when(facts.ack_deadline)} ({status})")
+    if facts.resolve_deadline is not None:
+        status = progress.deadline_status(
+            facts.resolve_deadline, now=now, done_at=state.resolved_at, missed=state.sla_breached
+        )
+        parts.append(f"**Resolve by:** {_when(facts.resolve_deadline)} ({status})")
+    return " · ".join(parts) or "**SLAs:** — (policy not loaded yet)"
 
 
 def search_attribute_values(
