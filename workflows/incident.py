@@ -1004,4 +1004,4 @@ class IncidentWorkflow:
             self._published[MEASURES_MEMO] = memo[MEASURES_MEMO] = measures
         if memo:
             workflow.upsert_memo(memo)
-        workflow.set_current_details(presentation.details_of(self._s))
+        workflow.set_current_details(presentation.details_of(self._s, workflow.now()))
