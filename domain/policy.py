@@ -11,8 +11,16 @@ import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from domain.checklists import ChecklistPolicy
 from domain.comms import CommsPolicy
@@ -206,6 +214,17 @@ class MetricsPolicy(_Strict):
     """Repeat incidents a period may have and still be healthy."""
     action_item_target: float = Field(default=1.0, gt=0, le=1)
     """Share of due action items that must be done on time."""
+    report_timezone: str = "UTC"
+    """IANA time zone of the monthly report: its months and its run on the 1st at 09:00."""
+
+    @field_validator("report_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (IANA, like Europe/Berlin)") from None
+        return value
 
 
 class Policy(_Strict):
