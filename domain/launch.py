@@ -13,7 +13,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from domain import search_attributes as sa
 from domain.models import Declaration, Phase, cap_text
-from domain.text import escape_markdown
+from domain.text import escape_markdown, strip_unsafe
 
 INCIDENT_WORKFLOW_TYPES = ("Incident", "IncidentWorkflow")
 """Workflow types of incidents: today's, and the first release's (still finishing)."""
@@ -41,9 +41,46 @@ def incident_id(day: datetime, choice: Callable[[Sequence[str]], str]) -> str:
     return f"INC-{day:%Y%m%d}-{suffix}"
 
 
+SUMMARY_LIMIT = 200
+"""Characters of an incident's static summary: one line in the list view and the
+Relationships tab (the UI cuts longer ones anyway)."""
+SUMMARY_SERVICE_LIMIT = 40
+"""Characters of the service in the summary, so a long one leaves room for the title."""
+
+
 def static_summary(declaration: Declaration) -> str:
-    """The one-line summary shown for the workflow in the Temporal UI."""
-    return cap_text(f"{declaration.severity.value} · {escape_markdown(declaration.title)}", 200)
+    """The one-line summary shown for the workflow in the Temporal UI: ``P1 · checkout · title``.
+
+    Set at start only: continue-as-new does not carry it and the SDK cannot set it
+    again there, so later runs of a long incident show no summary (the memo keeps the
+    title, and the current details are published again by each run).
+    """
+    parts = [declaration.severity.value]
+    if service := inert(declaration.service, SUMMARY_SERVICE_LIMIT):
+        parts.append(service)
+    prefix = " · ".join(parts) + " · "
+    return prefix + inert(declaration.title, SUMMARY_LIMIT - len(prefix))
+
+
+def inert(text: str, limit: int) -> str:
+    """Untrusted text as one inert markdown line of at most ``limit`` characters.
+
+    Unsafe characters go first; the text is cut before an escape rather than
+    inside one, so a cut never leaves a dangling backslash.
+    """
+    line = strip_unsafe(text, single_line=True)
+    escaped = escape_markdown(line)
+    if len(escaped) <= limit:
+        return escaped
+    kept: list[str] = []
+    size = 0
+    for char in line:
+        piece = " " if char == " " else escape_markdown(char)
+        if size + len(piece) > limit - 1:
+            break
+        kept.append(piece)
+        size += len(piece)
+    return "".join(kept).rstrip() + "…"
 
 
 def memo(declaration: Declaration) -> dict[str, str]:
