@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,13 +35,12 @@ from domain.actions import (
 )
 from domain.policy import Policy, policy_from_mapping
 from domain.settings import JiraSettings, Settings
-from starters.cli.actions import list_query, summarize
 from starters.http_app import create_app
 from starters.webhooks import WebhookSettings
 from starters.webhooks.jira import signature_of
 from tests.conftest import Outbox, new_worker
 from tests.fakes.jira import FakeJira
-from tests.test_cli import eventually
+from tests.test_cli import Cli, base_env, eventually
 from workflows.action_item import ActionItemWorkflow
 
 POLICY = policy_from_mapping({"actions": {"jira": {"project": "OPS"}}})
@@ -156,6 +156,16 @@ async def test_rate_limits_retry_after_the_delay_jira_asks_for(jira: FakeJira) -
     assert not limited.value.non_retryable
     assert limited.value.next_retry_delay == timedelta(seconds=7)
     assert jira.created() == []
+
+
+async def test_an_unreachable_jira_is_retried(jira: FakeJira) -> None:
+    await jira.stop()  # nothing listens on its port any more
+
+    with pytest.raises(ApplicationError) as unreachable:
+        await ActivityEnvironment().run(issues_of(jira).export, _issue(f"{INCIDENT}-A6"))
+
+    assert not unreachable.value.non_retryable and unreachable.value.type == "JiraError"
+    assert "ConnectError" in str(unreachable.value)
 
 
 async def test_hostile_titles_are_capped_and_cleaned(jira: FakeJira) -> None:
@@ -331,6 +341,7 @@ async def test_the_webhook_marks_the_item_done_when_its_issue_is_done(
     jira: FakeJira,
     jira_service: tuple[httpx.AsyncClient, Worker],
     terminate_later: list[Any],
+    tmp_path: Path,
 ) -> None:
     http, worker = jira_service
     now = datetime.now(UTC)
@@ -339,15 +350,23 @@ async def test_the_webhook_marks_the_item_done_when_its_issue_is_done(
     key = (await _recorded(handle)).jira_key
     assert key is not None
 
+    cli = Cli(
+        base_env(tmp_path)
+        | {
+            "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+            "TEMPORAL_NAMESPACE": dev_env.client.namespace,
+            "INCIDENT_TASK_QUEUE": worker.task_queue,
+        }
+    )
+
     async def listed() -> None:
-        query = list_query(
-            owner=None, incident=INCIDENT, overdue=False, include_closed=True, now=now
-        )
-        rows = [await summarize(e, now) async for e in dev_env.client.list_workflows(query)]
-        row = next(row for row in rows if row.id == handle.id)
-        assert (row.jira_key, row.jira_url) == (key, f"{jira.url}/browse/{key}")
+        rows = await cli.json("actions", "--incident", INCIDENT)
+        row = next(row for row in rows if row["id"] == handle.id)
+        assert (row["jira_key"], row["jira_url"]) == (key, f"{jira.url}/browse/{key}")
 
     await eventually(listed)
+    table = (await cli.ok("actions", "--incident", INCIDENT)).stdout
+    assert "JIRA" in table and any(handle.id in line and key in line for line in table.splitlines())
 
     in_progress = await _post(http, jira.move_to(key, "indeterminate"))
     done_body = jira.move_to(key, "done")
