@@ -14,7 +14,7 @@ incident's, from a small outbox of their own, exactly once per key
 attributes and the memo.
 
 With ``[actions.jira] project`` set on a worker that has Jira credentials, the
-item also gets one Jira issue (:meth:`_export_to_jira`), in the background: a
+item also gets one Jira issue (:mod:`workflows.jira_export`), in the background: a
 Jira outage delays only the issue, never a reminder.
 """
 
@@ -28,11 +28,10 @@ from enum import StrEnum
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.common import SearchAttributeUpdate
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.jira import JiraIssueInput, JiraIssues
     from activities.policy import PolicyActivities
     from domain import search_attributes as sa
     from domain.actions import (
@@ -65,18 +64,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.policy import ActionsPolicy, JiraPolicy
     from workflows import delivery
     from workflows.history import history_full
-
-
-JIRA_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=10),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=10),
-)
-"""Jira down: keep trying, at most every 10 minutes, as long as the item is open. The
-first retry waits 10 s so Jira's search (eventually consistent) sees an issue whose
-creation answer was lost."""
-JIRA_ATTEMPT = timedelta(minutes=1)
-"""One attempt: a search and a create, each within ``JIRA_TIMEOUT``."""
+    from workflows.jira_export import export_to_jira
 
 
 class ClockKind(StrEnum):
@@ -422,39 +410,8 @@ class ActionItemWorkflow:
     # ----------------------------------------------------------------- jira
 
     async def _export_to_jira(self, jira: JiraPolicy) -> None:
-        """Create the item's Jira issue (or find the one an earlier attempt created).
-
-        Retried until it succeeds or fails permanently; a continue-as-new or the
-        item closing abandons it (the next run asks again, and finds the issue).
-        """
-        s = self._s
-        issue = JiraIssueInput(
-            action_id=s.id,
-            incident_id=s.incident_id,
-            incident_title=s.incident_title,
-            title=s.title,
-            owner=s.owner,
-            due=s.due,
-            project=jira.project,
-            issue_type=jira.issue_type,
-        )
-        try:
-            ref = await workflow.execute_activity_method(
-                JiraIssues.export,
-                issue,
-                start_to_close_timeout=JIRA_ATTEMPT,
-                retry_policy=JIRA_RETRY,
-                cancellation_type=workflow.ActivityCancellationType.ABANDON,
-                summary=f"jira: issue in {jira.project}",
-            )
-        except ActivityError as error:
-            if isinstance(error.cause, CancelledError):
-                raise asyncio.CancelledError from None
-            s.jira_error = clamp(str(error.cause or error), MAX_NOTE)
-            workflow.logger.error("%s: Jira export gave up: %s", s.id, s.jira_error)
-        else:
-            s.jira_key, s.jira_url = ref.key, ref.url
-        self._wake = True
+        await export_to_jira(self._s, jira)
+        self._wake = True  # publish the key (or the failure)
 
     # ----------------------------------------------------------- visibility
 
