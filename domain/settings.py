@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     """``INCIDENT_DEV_UI_PORT``: Web UI port of the embedded dev server."""
     webhook_token: SecretStr | None = Field(default=None)
     """``INCIDENT_WEBHOOK_TOKEN``: bearer token / HMAC secret required on webhooks."""
+    temporal_ui_url: str | None = Field(default=None, validation_alias="TEMPORAL_UI_URL")
+    """``TEMPORAL_UI_URL``: the Temporal Web UI that ``incident ui`` links to (default:
+    the embedded dev server's, ``http://localhost:<INCIDENT_DEV_UI_PORT>``)."""
+
+    @property
+    def ui_url(self) -> str:
+        """The Temporal Web UI's base address, without a trailing slash."""
+        return (self.temporal_ui_url or f"http://localhost:{self.dev_ui_port}").rstrip("/")
 
     @property
     def outbox_path(self) -> Path:
