@@ -295,8 +295,10 @@ async def test_a_permanent_jira_error_is_recorded_and_the_item_goes_on(
 
 
 async def test_without_jira_credentials_nothing_is_exported(
-    ts_env: WorkflowEnvironment, outbox: Outbox
+    ts_env: WorkflowEnvironment, outbox: Outbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for name in ("JIRA_URL", "JIRA_EMAIL", "JIRA_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)  # the worker reads them when not handed one
     async with new_worker(ts_env.client, policy=POLICY, channels=[outbox.channel]) as worker:
         now = await ts_env.get_current_time()
         handle = await _add(ts_env.client, worker, _item(now))
@@ -451,7 +453,7 @@ async def test_the_endpoint_is_absent_without_a_secret(
         client=dev_env.client,
         policy=Policy(),
         webhook_settings=WebhookSettings(),
-        jira_settings=JiraSettings(url=jira.url),
+        jira_settings=JiraSettings(url=jira.url, webhook_secret=None),
     )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://hooks.test"
