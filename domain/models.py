@@ -494,6 +494,7 @@ class NotificationKind(StrEnum):
     ACTION_DIGEST = "action_digest"
     ACTION_DONE = "action_done"
     ACTION_DROPPED = "action_dropped"
+    MONTHLY_REPORT = "monthly_report"
 
 
 class Notification(_Model):
