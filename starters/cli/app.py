@@ -41,6 +41,7 @@ from starters.cli.record import register as register_record
 from starters.cli.session import CliError, Incidents, open_client
 from starters.cli.storms import dismiss_storm
 from starters.cli.timeline import with_archived_timeline
+from starters.cli.ui import register as register_ui
 from workflows.incident import IncidentWorkflow
 
 DEFAULT_TIMEOUT = 30.0
@@ -563,6 +564,7 @@ def postmortem(
 
 register_actions(app, timeout=_timeout.get)
 register_record(app, timeout=_timeout.get)
+register_ui(app)
 
 
 def main() -> None:
