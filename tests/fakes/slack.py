@@ -1,7 +1,8 @@
 """A small Slack Web API server on loopback that records every call.
 
 It implements the methods the Slack channel uses, with Slack's response
-shapes and error codes, so the real ``slack_sdk.AsyncWebClient`` talks to it.
+shapes and error codes, so the real ``slack_sdk.AsyncWebClient`` talks to it
+(``files_upload_v2`` too: the upload URL it hands out is served here as well).
 """
 
 from __future__ import annotations
@@ -37,6 +38,18 @@ class FakeChannel:
 
 
 @dataclass
+class FakeFile:
+    """A file uploaded through ``files.getUploadURLExternal`` and its upload URL."""
+
+    id: str
+    filename: str
+    length: int
+    content: bytes | None = None
+    title: str = ""
+    shared_in: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Failure:
     method: str
     status: int = 200
@@ -57,6 +70,7 @@ class FakeSlack:
         self.channels: dict[str, FakeChannel] = {}
         self.users_by_email: dict[str, str] = {}
         self.failures: list[Failure] = []
+        self.files: dict[str, FakeFile] = {}
         self._ids = itertools.count(1)
         self._ts = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -105,6 +119,7 @@ class FakeSlack:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -115,6 +130,14 @@ class FakeSlack:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """Step 2 of ``files_upload_v2``: the bytes, posted to the URL step 1 gave."""
+        upload = self.files.get(request.match_info["file_id"])
+        if upload is None:
+            return web.Response(status=404, text="unknown upload")
+        upload.content = await request.read()
+        return web.Response(text=f"OK - {len(upload.content)}")
 
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -243,5 +266,60 @@ class FakeSlack:
         messages = [
             {k: v for k, v in m.items() if with_metadata or k != "metadata"}
             for m in reversed(channel.messages)
+            if m.get("thread_ts") in (None, m["ts"])  # like Slack: no thread replies
         ]
         return {"ok": True, "messages": messages, "has_more": False}
+
+    def _m_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        if channel is None:
+            return {"ok": False, "error": "channel_not_found"}
+        if not channel.is_im and self.BOT_USER not in channel.members:
+            return {"ok": False, "error": "not_in_channel"}
+        ts = str(args.get("ts", ""))
+        thread = [m for m in channel.messages if m["ts"] == ts or m.get("thread_ts") == ts]
+        if not thread:
+            return {"ok": False, "error": "thread_not_found"}
+        return {"ok": True, "messages": thread, "has_more": False}
+
+    def _m_files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("filename") or not str(args.get("length", "")).isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        upload = FakeFile(
+            id=f"F{next(self._ids):04d}",
+            filename=str(args["filename"]),
+            length=int(args["length"]),
+        )
+        self.files[upload.id] = upload
+        root = self.api_url.removesuffix("api/")
+        return {"ok": True, "file_id": upload.id, "upload_url": f"{root}upload/{upload.id}"}
+
+    def _m_files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        listed = json.loads(str(args.get("files", "[]")))
+        uploads = [self.files.get(str(item.get("id"))) for item in listed]
+        if not uploads or any(u is None or u.content is None for u in uploads):
+            return {"ok": False, "error": "file_not_found"}
+        shared = [u for u in uploads if u is not None]
+        for upload, item in zip(shared, listed, strict=True):
+            upload.title = str(item.get("title") or upload.filename)
+        files = [{"id": u.id, "name": u.filename, "title": u.title} for u in shared]
+        channel_id = args.get("channel_id")
+        if channel_id:
+            channel = self.channels.get(str(channel_id))
+            if channel is None:
+                return {"ok": False, "error": "channel_not_found"}
+            if not channel.is_im and self.BOT_USER not in channel.members:
+                return {"ok": False, "error": "not_in_channel"}
+            ts = f"{1_700_000_000 + next(self._ts)}.000100"
+            message: dict[str, Any] = {
+                "type": "message",
+                "ts": ts,
+                "text": args.get("initial_comment") or "",
+                "files": files,
+            }
+            if args.get("thread_ts"):
+                message["thread_ts"] = str(args["thread_ts"])
+            channel.messages.append(message)
+            for upload in shared:
+                upload.shared_in.append(channel.id)
+        return {"ok": True, "files": files}
