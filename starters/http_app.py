@@ -26,6 +26,7 @@ from domain.logs import setup_logging
 from domain.policy import Policy, load_policy
 from domain.routing import AlertSource
 from domain.settings import JiraSettings, Settings
+from starters.prometheus import metrics_router
 from starters.slack_commands import SlackGroups, slack_command_router
 from starters.status_page import status_page_router
 from starters.webhooks import (
@@ -220,6 +221,7 @@ def create_app(
                 deadline_seconds=hooks.deadline_seconds,
             )
         )
+    app.include_router(metrics_router(gateway.client, rules=policy.metrics))
     _document_payloads(app)
     return app
 
