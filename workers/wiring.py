@@ -18,7 +18,9 @@ from activities.notify import Notifier
 from activities.outbox import OutboxChannel
 from activities.policy import PolicyActivities
 from activities.postmortems import PostmortemDrafts
+from activities.reports import MonthlyReports, RowSource
 from activities.slack import SlackApi, SlackChannel, new_slack_client
+from activities.slack.report import ReportingSlackChannel
 from activities.status_provider import StatusPageChannel
 from activities.statuspage import AtlassianStatuspage, new_statuspage_client
 from activities.template_check import rehearse
@@ -27,11 +29,13 @@ from activities.timeline_archive import TimelineArchive
 from domain.comms import SlackSettings, SmtpSettings, StatuspageSettings
 from domain.policy import JiraPolicy, Policy, load_policy
 from domain.settings import JiraSettings, Settings
+from starters.metrics_source import load as load_metrics_rows
 from workflows.action_item import ActionItemWorkflow
 from workflows.alert_group import AlertGroupWorkflow
 from workflows.alert_intake import AlertIntakeWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.legacy.incident_v1 import LegacyIncidentWorkflow
+from workflows.monthly_report import MonthlyReportWorkflow, ScheduledReportWorkflow
 
 log = logging.getLogger("incidents.worker")
 
@@ -41,6 +45,8 @@ WORKFLOWS = [
     AlertGroupWorkflow,
     AlertIntakeWorkflow,
     ActionItemWorkflow,
+    MonthlyReportWorkflow,
+    ScheduledReportWorkflow,
 ]
 """Every workflow the incident worker runs (also what the replay tests replay)."""
 
@@ -71,7 +77,8 @@ def default_channels(settings: Settings, policy: Policy | None = None) -> list[C
     slack = SlackSettings()
     if slack.enabled:
         api = SlackApi(new_slack_client(slack))
-        channels.append(SlackChannel(api, templates, comms.slack))
+        incidents = SlackChannel(api, templates, comms.slack)
+        channels.append(ReportingSlackChannel(incidents, api, templates, comms.slack))
     return channels
 
 
@@ -114,6 +121,8 @@ def build_worker(
     archive_dir: Path = Path(".data") / "timelines",
     postmortems_dir: Path | None = None,
     jira: JiraIssues | None = None,
+    reports_dir: Path | None = None,
+    report_source: RowSource = load_metrics_rows,
     **worker_options: Any,
 ) -> Worker:
     """A worker running incident workflows and their activities on ``task_queue``.
@@ -123,6 +132,8 @@ def build_worker(
     post-mortem drafts (default: ``postmortems`` next to ``archive_dir``). ``jira``
     exports action items (default: :func:`default_jira`); without it the workflows are
     handed a policy without a Jira project, so none waits for an activity nobody runs.
+    ``reports_dir`` receives the monthly reports (default: ``reports`` next to
+    ``archive_dir``), read from visibility by ``report_source``.
     """
     jira = jira or default_jira(policy)
     if jira is None and policy.actions.jira.project:
@@ -133,6 +144,9 @@ def build_worker(
     archive = TimelineArchive(archive_dir)
     drafts = PostmortemDrafts(
         postmortems_dir or archive_dir.parent / "postmortems", archive=archive
+    )
+    reports = MonthlyReports(
+        client, reports_dir or archive_dir.parent / "reports", source=report_source
     )
     return Worker(
         client,
@@ -145,6 +159,7 @@ def build_worker(
             notifier.deliver_via,
             archive.archive,
             drafts.write,
+            reports.write,
             *([jira.export] if jira is not None else []),
         ],
         activity_executor=_POLICY_EXECUTOR,
