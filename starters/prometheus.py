@@ -101,11 +101,9 @@ def incident_counters(
     resolve = _by_severity(rows, lambda r: r.resolve_sla_missed)
     pages = _by_severity(rows, lambda r: r.pages_sent)
     return {
-        "incidents_declared": _count((r.severity.value, _source(r)) for r in rows),
-        "incidents_resolved": _count(
-            (r.severity.value, _source(r)) for r in rows if is_resolved(r)
-        ),
-        "incidents_dismissed": _count((r.severity.value, _source(r)) for r in rows if r.dismissed),
+        "incidents_declared": _by_severity_and_source(rows),
+        "incidents_resolved": _by_severity_and_source(r for r in rows if is_resolved(r)),
+        "incidents_dismissed": _by_severity_and_source(r for r in rows if r.dismissed),
         "incidents_sla_breaches": {
             **{("acknowledge", s.value): n for s, n in ack.items()},
             **{("resolve", s.value): n for s, n in resolve.items()},
@@ -125,8 +123,11 @@ def action_counters(items: Sequence[ActionRow]) -> dict[str, dict[Labels, float]
     }
 
 
-def _count(labels: Iterable[Labels]) -> dict[Labels, float]:
-    return dict(Counter(labels))
+def _by_severity_and_source(rows: Iterable[IncidentRow]) -> dict[Labels, float]:
+    """Counts for every severity and source, zeros included (a series exists from the
+    start, so ``increase()`` sees its first incident)."""
+    counts = Counter((r.severity.value, _source(r)) for r in rows)
+    return {(s.value, src): counts[(s.value, src)] for s in Severity for src in (*SOURCES, "other")}
 
 
 def histograms(rows: Sequence[IncidentRow]) -> dict[str, dict[Labels, tuple[list[int], float]]]:

@@ -20,6 +20,7 @@ from domain.models import AcknowledgeInput, DismissInput, Phase, PhaseInput, Rec
 from domain.policy import MetricsPolicy, policy_from_mapping
 from domain.settings import Settings
 from starters.http_app import create_app
+from starters.metrics_cache import VisibilityCache
 from starters.prometheus import IncidentCollector, Snapshot
 from tests.conftest import new_worker
 from tests.helpers import declare, view
@@ -206,3 +207,31 @@ def test_exposition_follows_prometheus_naming() -> None:
                 assert sample.name.endswith("_total")
             if family.type == "histogram":
                 assert family.name.endswith("_seconds")
+
+
+async def test_the_cache_follows_an_incident_from_open_to_closed(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    client = dev_env.client
+    async with new_worker(client, policy=POLICY) as worker:
+        cache = VisibilityCache()
+        handle = await declare(client, worker, severity=Severity.P3)
+
+        async def listed_in(phase: Phase) -> None:
+            await cache.refresh(client)
+            rows = {row.id: row for row in cache.incidents}
+            assert handle.id in rows and rows[handle.id].phase is phase
+
+        await eventually(lambda: listed_in(Phase.DETECT))  # the first, full read
+        await handle.execute_update(IncidentWorkflow.acknowledge, AcknowledgeInput(responder="bob"))
+        await handle.execute_update(
+            IncidentWorkflow.set_phase, PhaseInput(responder="bob", phase="resolve")
+        )
+        await handle.result()  # closed: only a read of recently closed workflows finds it
+        await eventually(lambda: listed_in(Phase.RESOLVE))
+
+    fresh = VisibilityCache()
+    await fresh.refresh(client)
+    assert sorted(r.model_dump_json() for r in cache.incidents) == sorted(
+        r.model_dump_json() for r in fresh.incidents
+    )
