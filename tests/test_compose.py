@@ -782,3 +782,46 @@ def test_package_data_covers_every_template() -> None:
         if path.is_file() and path.suffix in {".j2", ".html", ".css"}
     }
     assert templates and templates <= shipped
+
+
+# ------------------------------------------------------------------ docs/deployment.md
+
+DEPLOYMENT_DOC = (ROOT / "docs" / "deployment.md").read_text()
+
+
+def _manifests() -> dict[str, dict[str, Any]]:
+    blocks = re.findall(r"```yaml\n(.*?)```", DEPLOYMENT_DOC, re.S)
+    documents = [doc for block in blocks for doc in yaml.safe_load_all(block)]
+    return {f"{doc['kind']}/{doc['metadata']['name']}": doc for doc in documents}
+
+
+def test_kubernetes_manifests_agree_with_the_compose_file() -> None:
+    manifests = _manifests()
+    worker = manifests["Deployment/incident-worker"]["spec"]["template"]["spec"]
+    probe = worker["containers"][0]["readinessProbe"]["exec"]["command"]
+    compose_check = PRODUCTION["services"]["worker"]["healthcheck"]["test"][1]
+    assert probe == ["/bin/sh", "-c", compose_check.replace("$$", "$")]
+    read = settings_variables() | TEMPORAL_VARIABLES | {"NAMESPACE_RETENTION"}
+    for name, manifest in manifests.items():
+        pod = manifest["spec"].get("template", {}).get("spec", {})
+        for container in pod.get("containers", []):
+            for variable in container.get("env", []):
+                assert variable["name"] in read, f"{name}: {variable['name']} is read by nothing"
+            if container["image"].startswith("temporalio/admin-tools:"):
+                assert container["image"].endswith(":" + DOTENV["TEMPORAL_ADMINTOOLS_VERSION"])
+                assert container["command"][-1].endswith(NAMESPACE_SCRIPT.name)
+            else:
+                assert container["command"][0] in PYPROJECT["project"]["scripts"], name
+    http = manifests["Deployment/incident-http"]["spec"]["template"]["spec"]["containers"][0]
+    assert _http_service_serves(http["readinessProbe"]["httpGet"]["path"])
+
+
+def test_search_attribute_budget_in_the_deployment_doc_counts_the_code() -> None:
+    used: dict[str, int] = {}
+    for key in sa.ALL:
+        used[_cli_type(key)] = used.get(_cli_type(key), 0) + 1
+    rows = re.findall(r"^\| (\w+) \| (\d+) / (\d+) \| (\d+) \|", DEPLOYMENT_DOC, re.M)
+    assert {kind: int(count) for kind, count, _, _ in rows} == used
+    for kind, count, limit, left in rows:
+        assert int(count) + int(left) == int(limit), kind
+    assert f"The code registers {len(sa.ALL)}" in " ".join(DEPLOYMENT_DOC.split())
