@@ -750,6 +750,28 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboards_folder() -> N
     ]
     dashboards = _in_repository(spec, provider["options"]["path"])
     assert dashboards == ROOT / "deploy" / "grafana" / "dashboards" and dashboards.is_dir()
+    files = sorted(dashboards.glob("*.json"))
+    assert files, "deploy/grafana/dashboards/ holds the dashboards Grafana loads"
+    for path in files:
+        sources = {
+            json.dumps(value, sort_keys=True)
+            for value in _values_named(json.loads(path.read_text()), "datasource")
+            if not (isinstance(value, str) and value.startswith("$"))  # a dashboard variable
+        }
+        provisioned = {json.dumps({"type": source["type"], "uid": source["uid"]}, sort_keys=True)}
+        assert sources <= provisioned, f"{path.name} asks for a data source not provisioned"
+
+
+def _values_named(node: Any, key: str) -> Iterator[Any]:
+    """Every value stored under ``key`` anywhere in a JSON document."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == key:
+                yield value
+            yield from _values_named(value, key)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _values_named(item, key)
 
 
 # ------------------------------------------------------------------ image
