@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit install test-peers bench bench-flap bench-keys clean
+.PHONY: run test lint typecheck unit install test-peers bench bench-flap bench-keys bench-metrics clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ bench-flap: $(STAMP)
 
 bench-keys: $(STAMP)
 	$(BIN)/python -m benchmarks.key_storm
+
+# Issue 10: incident metrics over 10,000 closed incidents (METRICS_ARGS="--incidents 2000").
+bench-metrics: $(STAMP)
+	$(BIN)/python -m benchmarks.metrics_scale $(METRICS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
