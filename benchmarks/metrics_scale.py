@@ -31,9 +31,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from benchmarks._stack import Stack, running_stack, verdict
+from domain.incident import IncidentView
 from domain.models import (
     AcknowledgeInput,
     Declaration,
@@ -55,8 +57,32 @@ POLICY_TOML = "\n".join(
 """Nothing waits for a post-mortem (each incident closes at Resolve) and no SLA,
 update or escalation timer fires while seeding."""
 
+Handle = WorkflowHandle[IncidentWorkflow, IncidentView]
 SERVICES = ("checkout", "search", "payments", "login", "catalog")
 SOURCES = ("cli", "alertmanager", "grafana")
+
+
+async def start(client: Client, stack: Stack, declaration: Declaration) -> Handle:
+    """Start the incident under a fresh ID (thousands a day do collide in 32⁴ IDs)."""
+    while True:
+        try:
+            return await start_incident(
+                client, declaration, task_queue=stack.task_queue, incident_id=new_incident_id()
+            )
+        except WorkflowAlreadyStartedError:
+            continue
+
+
+async def update(handle: Handle, method: Any, payload: Any, *, name: str) -> None:
+    """One update under a fixed update ID, sent again while the server's wait times out
+    (a loaded server answers late; the ID keeps it applied once)."""
+    for _ in range(10):
+        try:
+            await handle.execute_update(method, payload, id=f"bench-{name}")
+            return
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            continue
+    raise SystemExit(f"{handle.id}: update {name} timed out 10 times")
 
 
 async def seed_one(client: Client, stack: Stack, number: int, rng: random.Random) -> None:
@@ -70,25 +96,20 @@ async def seed_one(client: Client, stack: Stack, number: int, rng: random.Random
         source=rng.choice(SOURCES),
         detected_at=datetime.now(UTC) - timedelta(seconds=rng.randint(30, 900)),
     )
-    handle = await start_incident(
-        client, declaration, task_queue=stack.task_queue, incident_id=new_incident_id()
-    )
+    handle = await start(client, stack, declaration)
     if number % 10 == 0:
-        await handle.execute_update(
-            IncidentWorkflow.dismiss, DismissInput(responder="bench", reason="false alarm")
-        )
+        dismiss = DismissInput(responder="bench", reason="false alarm")
+        await update(handle, IncidentWorkflow.dismiss, dismiss, name="dismiss")
         return
-    await handle.execute_update(IncidentWorkflow.acknowledge, AcknowledgeInput(responder="bob"))
+    ack = AcknowledgeInput(responder="bob")
+    await update(handle, IncidentWorkflow.acknowledge, ack, name="ack")
     if number % 7 == 0:
         key = f"cause/{number % 13}"  # the same key every 91 incidents: repeats
-        await handle.execute_update(
-            IncidentWorkflow.set_record, RecordInput(responder="bob", root_cause_key=key)
-        )
-    phases = ("monitor", "resolve") if number % 4 == 0 else ("resolve",)
-    for phase in phases:
-        await handle.execute_update(
-            IncidentWorkflow.set_phase, PhaseInput(responder="bob", phase=phase)
-        )
+        record = RecordInput(responder="bob", root_cause_key=key)
+        await update(handle, IncidentWorkflow.set_record, record, name="key")
+    for phase in ("monitor", "resolve") if number % 4 == 0 else ("resolve",):
+        move = PhaseInput(responder="bob", phase=phase)
+        await update(handle, IncidentWorkflow.set_phase, move, name=phase)
 
 
 async def seed(stack: Stack, count: int, concurrency: int, limit: float) -> tuple[int, float]:
