@@ -14,22 +14,65 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import pytest
-from temporalio.client import Client
+import pytest_asyncio
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+from temporalio.client import (
+    Client,
+    ScheduleAlreadyRunningError,
+    ScheduleOverlapPolicy,
+    WorkflowExecutionStatus,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.report_markdown import md
 from activities.reports import month_before, month_bounds
+from activities.slack import SlackApi, SlackChannel, new_slack_client
+from activities.slack.report import ReportingSlackChannel
+from activities.templates import standard_templates
+from domain.comms import CommsPolicy, SlackPolicy, SlackSettings
+from domain.measures import MEASURES_MEMO
 from domain.metrics import IncidentRow, MetricsInput
-from domain.models import NotificationKind, Phase, Severity
+from domain.models import (
+    AcknowledgeInput,
+    DismissInput,
+    NotificationKind,
+    Phase,
+    PhaseInput,
+    RecordInput,
+    Severity,
+)
+from domain.policy import Policy
 from tests.conftest import Outbox, new_worker
+from tests.fakes.slack import FakeSlack
+from tests.helpers import declare
+from workers.devserver import ensure_search_attributes
+from workers.schedules import (
+    CATCHUP_WINDOW,
+    ensure_monthly_report_schedule,
+    schedule_id,
+)
+from workflows.incident import IncidentWorkflow
 from workflows.monthly_report import (
     REPORT_ID_REUSE,
+    SCHEDULED_START_TIME,
     MonthlyReportInput,
+    MonthlyReportResult,
     MonthlyReportWorkflow,
     ScheduledReportInput,
     ScheduledReportWorkflow,
@@ -37,6 +80,8 @@ from workflows.monthly_report import (
 )
 
 PNG = b"\x89PNG\r\n\x1a\n"
+DATETIME = IndexedValueType.INDEXED_VALUE_TYPE_DATETIME
+T = TypeVar("T")
 
 
 class Rows:
@@ -111,17 +156,28 @@ async def test_a_month_is_reported_once_when_it_is_over(
         assert await ts_env.get_current_time() >= month_end, "not before the month is over"
         assert rows.reads and rows.reads[-1][1] == month_end
 
-        # The Schedule fires after the boundary, twice (catch-up, a manual trigger).
-        # Nothing waits on a timer now: the clock stays at the boundary.
-        with ts_env.auto_time_skipping_disabled():
-            for run in range(2):
-                scheduled = await client.execute_workflow(
-                    ScheduledReportWorkflow.run,
-                    ScheduledReportInput(timezone="UTC"),
-                    id=f"monthly-report-scheduled-{worker.task_queue}-{run}",
-                    task_queue=worker.task_queue,
-                )
-                assert scheduled.month == month and scheduled.already_reported
+        # The Schedule fires on the 1st at 09:00, twice (catch-up, a manual trigger); the
+        # time it was due is what a Schedule sets on the workflows it starts.
+        due = month_end + timedelta(hours=9)
+        await client.operator_service.add_search_attributes(  # a real server has it built in
+            AddSearchAttributesRequest(
+                namespace=client.namespace,
+                search_attributes={
+                    SCHEDULED_START_TIME.name: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME
+                },
+            )
+        )
+        for run in range(2):
+            scheduled = await client.execute_workflow(
+                ScheduledReportWorkflow.run,
+                ScheduledReportInput(timezone="UTC"),
+                id=f"monthly-report-scheduled-{worker.task_queue}-{run}",
+                task_queue=worker.task_queue,
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(SCHEDULED_START_TIME, due)]
+                ),
+            )
+            assert scheduled.month == month and scheduled.already_reported
         with pytest.raises(WorkflowAlreadyStartedError):
             await client.start_workflow(
                 MonthlyReportWorkflow.run,
@@ -150,3 +206,245 @@ async def test_a_month_is_reported_once_when_it_is_over(
     assert all(f"]({chart.name})" in markdown for chart in charts)
     assert "| P0 | 2 | 2 | 0 | 0 |" in markdown
     assert "| MTTR P0 | < 1h | 1h10m | ✗ missed |" in markdown
+
+
+def test_untrusted_text_is_inert_markdown() -> None:
+    text = md("Checkout <!channel> *down* | [x](http://evil) ![i](y)\n# heading")
+    assert "\n" not in text
+    assert re.findall(r"(?<!\\)[<>*|\[\]()!#`_]", text) == [], "each one escaped"
+    assert text.startswith("Checkout \\<\\!channel\\> \\*down\\* \\|")
+    cut = md("a" * 500, 50)
+    assert len(cut) == 50 and cut.endswith("…")
+
+
+# ---------------------------------------------------------------- dev server
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def namespace(dev_env: WorkflowEnvironment) -> Client:
+    """A client on a namespace of this test's own: its listings hold only its workflows."""
+    name = f"report-test-{uuid.uuid4().hex[:12]}"
+    await dev_env.client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(
+            namespace=name, workflow_execution_retention_period=Duration(seconds=86_400)
+        )
+    )
+    client = await Client.connect(
+        dev_env.client.service_client.config.target_host,
+        namespace=name,
+        data_converter=pydantic_data_converter,
+    )
+    await ensure_search_attributes(client)
+    return client
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 15.0) -> T:
+    """Retry ``check`` until its assertions hold (visibility lags a little)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await check()
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def _listed(client: Client, query: str) -> list[Any]:
+    return [execution async for execution in client.list_workflows(query)]
+
+
+async def test_the_worker_writes_its_schedule_once_and_keeps_it_current(
+    namespace: Client,
+) -> None:
+    client, queue = namespace, f"tq-{uuid.uuid4()}"
+    created = await ensure_monthly_report_schedule(client, task_queue=queue, timezone="UTC")
+    assert created == "created"
+    handle = client.get_schedule_handle(schedule_id(queue))
+    await handle.pause(note="paused by an operator")
+
+    updated = await ensure_monthly_report_schedule(
+        client, task_queue=queue, timezone="Pacific/Auckland"
+    )
+    assert updated == "updated"
+    described = await handle.describe()
+    schedule = described.schedule
+    assert schedule.spec.time_zone_name == "Pacific/Auckland"
+    (calendar,) = schedule.spec.calendars
+    assert [(r.start, r.end) for r in calendar.day_of_month] == [(1, 1)]
+    assert [(r.start, r.end) for r in calendar.hour] == [(9, 9)]
+    assert [(r.start, r.end) for r in calendar.minute] == [(0, 0)]
+    assert schedule.policy.overlap is ScheduleOverlapPolicy.SKIP
+    assert schedule.policy.catchup_window == CATCHUP_WINDOW
+    assert schedule.state.paused and schedule.state.note == "paused by an operator"
+    assert schedule.action.task_queue == queue  # type: ignore[union-attr]
+    (next_run, *_) = described.info.next_action_times
+    local = next_run.astimezone(ZoneInfo("Pacific/Auckland"))
+    assert (local.day, local.hour, local.minute) == (1, 9, 0)
+    with pytest.raises(ScheduleAlreadyRunningError):
+        await client.create_schedule(schedule_id(queue), schedule)
+
+
+async def test_the_schedule_firing_twice_reports_the_month_before_once(
+    namespace: Client, outbox: Outbox, tmp_path: Path
+) -> None:
+    client = namespace
+    async with new_worker(
+        client, channels=[outbox.channel], reports_dir=tmp_path / "reports"
+    ) as worker:
+        await ensure_monthly_report_schedule(client, task_queue=worker.task_queue, timezone="UTC")
+        handle = client.get_schedule_handle(schedule_id(worker.task_queue))
+        for fired in (1, 2):
+            await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
+
+            async def started(count: int = fired) -> None:
+                assert len((await handle.describe()).info.recent_actions) == count
+
+            await eventually(started)
+            await asyncio.sleep(1.1)  # its workflow IDs end in the second it fired
+        month = month_before(datetime.now(UTC), "UTC")
+
+        async def all_done() -> list[Any]:
+            runs = await _listed(client, "WorkflowType = 'MonthlyReportScheduled'")
+            assert len(runs) == 2
+            assert all(r.status is WorkflowExecutionStatus.COMPLETED for r in runs)
+            reports = await _listed(client, "WorkflowType = 'MonthlyReport'")
+            assert [(r.id, r.status) for r in reports] == [
+                (report_workflow_id(month), WorkflowExecutionStatus.COMPLETED)
+            ]
+            return runs
+
+        runs = await eventually(all_done)
+        results = [
+            await client.get_workflow_handle(
+                run.id, run_id=run.run_id, result_type=MonthlyReportResult
+            ).result()
+            for run in runs
+        ]
+        await handle.delete()
+    assert sorted(r.already_reported for r in results) == [False, True]
+    assert {r.month for r in results} == {month}
+    assert [r["key"] for r in outbox.records()] == [f"monthly-report-{month}/1"]
+    assert (tmp_path / "reports" / f"{month}.md").exists()
+
+
+def _slack(fake: FakeSlack, policy: Policy) -> ReportingSlackChannel:
+    settings = SlackSettings(bot_token=fake.token, api_url=fake.api_url)
+    api = SlackApi(new_slack_client(settings))
+    templates = standard_templates()
+    incidents = SlackChannel(api, templates, policy.comms.slack)
+    return ReportingSlackChannel(incidents, api, templates, policy.comms.slack)
+
+
+async def _seed(client: Client, worker: Any) -> dict[str, str]:
+    """A P0 and a P1 with the same root cause, resolved; a P2 dismissed."""
+    ids: dict[str, str] = {}
+    for severity, title, impact in (
+        (Severity.P0, "Checkout <!channel> *down* | 1", 70),
+        (Severity.P1, "Checkout slow again", 20),
+    ):
+        handle = await declare(client, worker, severity=severity, title=title)
+        ids[severity.value] = handle.id
+        await handle.execute_update(IncidentWorkflow.acknowledge, AcknowledgeInput(responder="bob"))
+        declared = (await handle.describe()).start_time
+        await handle.execute_update(
+            IncidentWorkflow.set_record,
+            RecordInput(
+                responder="bob",
+                root_cause_key="deploy/bad-config",
+                impact_started=declared - timedelta(minutes=impact),
+            ),
+        )
+        await handle.execute_update(
+            IncidentWorkflow.set_phase, PhaseInput(responder="bob", phase="resolve")
+        )
+    noise = await declare(client, worker, severity=Severity.P2, title="Noise")
+    ids["P2"] = noise.id
+    await noise.execute_update(
+        IncidentWorkflow.dismiss, DismissInput(responder="bob", reason="test alert")
+    )
+
+    async def published() -> None:
+        phases = {}
+        for execution in await _listed(client, "WorkflowType = 'Incident'"):
+            measures = (await execution.memo()).get(MEASURES_MEMO) or {}
+            phases[execution.id] = measures.get("phase")
+        assert phases == {
+            ids["P0"]: "Resolve",
+            ids["P1"]: "Resolve",
+            ids["P2"]: "Dismissed",
+        }
+
+    await eventually(published)
+    return ids
+
+
+async def test_real_incidents_make_the_report_and_one_slack_post_with_its_charts(
+    namespace: Client, outbox: Outbox, slack: FakeSlack, tmp_path: Path
+) -> None:
+    client = namespace
+    policy = Policy(comms=CommsPolicy(slack=SlackPolicy(channels={"#incidents": "CINCIDENTS"})))
+    reports = tmp_path / "reports"
+    async with new_worker(
+        client,
+        policy=policy,
+        channels=[outbox.channel, _slack(slack, policy)],
+        reports_dir=reports,
+    ) as worker:
+        ids = await _seed(client, worker)
+        now = datetime.now(UTC)
+        month = f"{now:%Y-%m}"
+        # The first upload's answer is lost: the retry must neither post nor upload again.
+        slack.fail("files.completeUploadExternal", after_effect=True)
+        result = await client.execute_workflow(
+            MonthlyReportWorkflow.run,
+            MonthlyReportInput(month=month, until=now),
+            id=report_workflow_id(month),
+            task_queue=worker.task_queue,
+            id_reuse_policy=REPORT_ID_REUSE,
+        )
+        with pytest.raises(WorkflowAlreadyStartedError):
+            await client.start_workflow(
+                MonthlyReportWorkflow.run,
+                MonthlyReportInput(month=month, until=now),
+                id=report_workflow_id(month),
+                task_queue=worker.task_queue,
+                id_reuse_policy=REPORT_ID_REUSE,
+            )
+        for incident_id in (ids["P0"], ids["P1"]):  # waiting for their post-mortems
+            await client.get_workflow_handle(incident_id).terminate(reason="test finished")
+
+    assert result.posted == ["outbox", "slack"] and result.failures == []
+    assert result.declared == 3
+    status = {check.name: check.status for check in result.targets}
+    assert status["MTTR P0"] == "missed" and status["Repeat incidents"] == "missed"
+
+    markdown = (reports / f"{month}.md").read_text()
+    charts = [Path(chart) for chart in result.charts]
+    assert [chart.parent for chart in charts] == [reports, reports]
+    for chart in charts:
+        assert chart.read_bytes().startswith(PNG)
+        assert f"]({chart.name})" in markdown
+    assert "| P0 | 1 | 1 | 0 | 0 |" in markdown and "| P2 | 1 | 0 | 1 | 0 |" in markdown
+    assert "## Repeat incidents (1)" in markdown
+    repeat = next(line for line in markdown.splitlines() if line.startswith("- INC"))
+    assert md(ids["P1"]) in repeat and f"repeats {md(ids['P0'])}" in repeat
+    assert "<!channel>" not in markdown
+
+    def is_report(message: dict[str, Any]) -> bool:
+        payload = (message.get("metadata") or {}).get("event_payload") or {}
+        return payload.get("kind") == NotificationKind.MONTHLY_REPORT.value
+
+    (post,) = [m for m in slack.posts("CINCIDENTS") if is_report(m)]
+    assert "MONTHLY INCIDENT REPORT" in post["text"] and "3 incidents declared" in post["text"]
+    (thread,) = [m for m in slack.posts("CINCIDENTS") if m.get("thread_ts") == post["ts"]]
+    assert [f["name"] for f in thread["files"]] == [chart.name for chart in charts]
+    uploaded = {upload.filename: upload for upload in slack.files.values()}
+    assert len(slack.files) == 2, "no second upload on retry"
+    for chart in charts:
+        assert uploaded[chart.name].content == chart.read_bytes()
+        assert uploaded[chart.name].shared_in == ["CINCIDENTS"]
+    created = [c.args.get("name", "") for c in slack.calls if c.method == "conversations.create"]
+    assert not any("report" in str(name) for name in created), "a report gets no channel"
+    (record,) = [r for r in outbox.records() if r["kind"] == "monthly_report"]
+    assert record["key"] == f"monthly-report-{month}/1"

@@ -18,6 +18,7 @@ from domain.connection import (
 from domain.logs import setup_logging
 from domain.policy import Policy
 from domain.settings import Settings
+from workers.schedules import start_monthly_report_schedule
 from workers.wiring import ConfigurationError, build_worker, prepare
 
 log = logging.getLogger("incidents.worker")
@@ -41,6 +42,9 @@ async def run_worker(
         channels=channels,
         archive_dir=settings.data_dir / "timelines",
         graceful_shutdown_timeout=SHUTDOWN_GRACE,
+    )
+    await start_monthly_report_schedule(
+        client, task_queue=settings.task_queue, timezone=policy.metrics.report_timezone
     )
     log.info(
         "worker on %s, task queue %r, policy %s",

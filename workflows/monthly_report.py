@@ -79,6 +79,12 @@ class MonthlyReportInput(_Model):
 
     month: str
     """The month to report, ``YYYY-MM`` (in the policy's report time zone)."""
+    until: datetime | None = None
+    """Report the month up to this time, at once (the month so far); None: the whole
+    month, once it is over."""
+    post: bool = True
+    """Post the summary to the incidents channel (``incident report`` does not post a
+    month that is not over)."""
 
 
 class ScheduledReportInput(_Model):
@@ -115,7 +121,8 @@ class MonthlyReportWorkflow:
 
     @workflow.run
     async def run(self, input: MonthlyReportInput) -> MonthlyReportResult:
-        """Wait for the month's end, write the report, post the summary."""
+        """Wait for the month's end (unless ``until`` is given), write the report, post the
+        summary."""
         try:
             month = parse_month(input.month)
         except ValueError as error:
@@ -127,11 +134,11 @@ class MonthlyReportWorkflow:
         )
         metrics = setup.policy.metrics
         start, end = month_bounds(month, metrics.report_timezone)
-        if workflow.now() < end:
+        if input.until is None and workflow.now() < end:
             await workflow.sleep(end - workflow.now(), summary=f"until {month} is over")
         outcome = await workflow.execute_activity_method(
             MonthlyReports.write,
-            ReportRequest(month=month, metrics=metrics),
+            ReportRequest(month=month, metrics=metrics, until=input.until),
             start_to_close_timeout=WRITE_ATTEMPT,
             retry_policy=WRITE_RETRY,
             summary=f"write reports/{month}.md",
@@ -143,7 +150,7 @@ class MonthlyReportWorkflow:
             target=setup.policy.notifications.incidents_channel,
             status_page_url=setup.policy.notifications.status_page_url,
         )
-        channels = [name for name in setup.channels if name in REPORT_CHANNELS]
+        channels = [name for name in setup.channels if name in REPORT_CHANNELS and input.post]
         refs = chart_refs(outcome.charts)
         results = await asyncio.gather(
             *(delivery.deliver_via(name, notification, refs) for name in channels)
