@@ -125,12 +125,16 @@ def test_histories_cover_every_workflow_and_a_full_lifecycle() -> None:
     assert _workflow_type(FOLDER / "alert_intake.json") == "AlertIntakeWorkflow"
     assert _workflow_type(FOLDER / "action_item.json") == "ActionItem"
     assert _workflow_type(FOLDER / "action_item_after_continue_as_new.json") == "ActionItem"
+    assert _workflow_type(FOLDER / "monthly_report.json") == "MonthlyReport"
+    assert _workflow_type(FOLDER / "monthly_report_scheduled.json") == "MonthlyReportScheduled"
     assert {_workflow_type(path) for path in HISTORIES} == {
         "Incident",
         "IncidentWorkflow",
         "AlertGroupWorkflow",
         "AlertIntakeWorkflow",
         "ActionItem",
+        "MonthlyReport",
+        "MonthlyReportScheduled",
     }
     assert {path.stem for path in UNREPLAYABLE} == {
         "alert_group_fast_join_unmarked",
