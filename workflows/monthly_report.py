@@ -5,8 +5,10 @@ waits for the month to end (in the policy's ``[metrics] report_timezone``), has
 an activity read visibility, compute the figures and write
 ``reports/2026-11.md`` with its two charts, then posts the summary to the
 incidents channel through the same per-channel ``deliver_via`` as every
-notification, under the key ``monthly-report-2026-11/1``. Only the activity's
-small digest enters history: never the Markdown or the PNG bytes.
+notification, under the key ``<workflow ID>/1`` (``monthly-report-2026-11/1``).
+Only the activity's small digest enters history: never the Markdown or the PNG
+bytes. With ``until`` it reports the month so far at once (``incident report`` on
+the current month, under another workflow ID and without posting).
 
 ``MonthlyReportScheduled`` is what the Schedule (:mod:`workers.schedules`) starts
 on the 1st at 09:00: it takes the month before its scheduled time and starts that
@@ -66,6 +68,9 @@ that has its report is never reported again; one whose report failed may be."""
 
 WRITE_ATTEMPT = timedelta(minutes=5)
 """One attempt at reading, computing and writing (a month of 10,000 incidents takes seconds)."""
+WRITE_GIVE_UP = timedelta(hours=6)
+"""Visibility or the disk failing this long fails the report (``incident report`` may run
+it again): a report retrying for weeks would make the Schedule skip the next month's."""
 WRITE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=2))
 
 
@@ -140,11 +145,13 @@ class MonthlyReportWorkflow:
             MonthlyReports.write,
             ReportRequest(month=month, metrics=metrics, until=input.until),
             start_to_close_timeout=WRITE_ATTEMPT,
+            schedule_to_close_timeout=WRITE_GIVE_UP,
             retry_policy=WRITE_RETRY,
             summary=f"write reports/{month}.md",
         )
         notification = _notification(
             outcome,
+            key=f"{workflow.info().workflow_id}/1",
             start=start,
             end=end,
             target=setup.policy.notifications.incidents_channel,
@@ -171,11 +178,17 @@ class MonthlyReportWorkflow:
 
 
 def _notification(
-    outcome: ReportOutcome, *, start: datetime, end: datetime, target: str, status_page_url: str
+    outcome: ReportOutcome,
+    *,
+    key: str,
+    start: datetime,
+    end: datetime,
+    target: str,
+    status_page_url: str,
 ) -> Notification:
     # A notification travels with incident facts; the report's describe the month.
     facts = IncidentFacts(
-        id=report_workflow_id(outcome.month),
+        id=key.split("/")[0],
         title=outcome.title,
         severity=Severity.P3,
         phase=Phase.RESOLVE,
@@ -184,7 +197,7 @@ def _notification(
         status_page_url=status_page_url,
     )
     return Notification(
-        key=f"{report_workflow_id(outcome.month)}/1",
+        key=key,
         kind=NotificationKind.MONTHLY_REPORT,
         incident=facts,
         at=workflow.now(),
