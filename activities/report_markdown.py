@@ -261,15 +261,17 @@ def summary_text(figures: PeriodFigures, *, markdown: str, partial: bool = False
     """A few lines for the incidents channel: counts, each target ✓/✗, where the report is."""
     overall = figures.overall
     per_severity = " · ".join(f"{s.value} {figures.by_severity[s].declared}" for s in Severity)
-    targets = " · ".join(
-        f"{_ICON[check.status]} {check.name} {actual(check)} (target {check.target})"
+    targets = [
+        f"{_ICON[check.status]} {check.name} "
+        + ("no data" if check.actual is None else actual(check))
+        + f" (target {check.target})"
         for check in figures.targets
-    )
+    ]
     lines = [
         f"• {overall.declared} incidents declared ({per_severity}): {overall.resolved} "
         f"resolved, {overall.dismissed} dismissed, {overall.open} still open"
         + (" (month not over yet)" if partial else ""),
-        f"• {targets}",
+        *targets,
         f"• post-mortems on time {ratio(figures.postmortems.rate)} · action items overdue now "
         f"{len(figures.actions.overdue_now)}",
         f"• full report with charts: {markdown}",
