@@ -36,9 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(ROOT))
 
-from temporalio.client import Client  # noqa: E402
+from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 
+from domain.incident import IncidentView  # noqa: E402
 from domain.models import (  # noqa: E402
     AcknowledgeInput,
     Declaration,
@@ -52,6 +53,8 @@ from starters.incidents import new_incident_id, start_incident  # noqa: E402
 from workers.devserver import DevServerConfig, start_dev_server, stop_process  # noqa: E402
 from workers.wiring import build_worker, prepare  # noqa: E402
 from workflows.incident import IncidentWorkflow  # noqa: E402
+
+Handle = WorkflowHandle[IncidentWorkflow, IncidentView]
 
 DOCS_IMG = ROOT / "docs" / "img"
 DEMO_POLICY = ROOT / "examples" / "demo-policy.toml"
@@ -71,6 +74,8 @@ INCIDENT_COLUMNS = (
     "IncidentSlaBreached",
 )
 """The columns docs/ui.md asks responders to add (Configure Columns)."""
+CONFIGURE_COLUMNS = "workflows-summary-table-configuration-button"
+"""``data-testid`` of the list view's Configure Columns button (Web UI 2.54)."""
 STARTED = time.monotonic()
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "headless_shell")
 
@@ -180,6 +185,10 @@ class Browser:
     def show(self, url: str, expect: Sequence[str], *, timeout: float = 30.0) -> str:
         """Load ``url`` and wait until its text contains everything in ``expect``."""
         self.call("Page.navigate", {"url": url})
+        return self.show_more(expect, timeout=timeout, url=url)
+
+    def show_more(self, expect: Sequence[str], *, timeout: float = 30.0, url: str = "") -> str:
+        """Wait until the page's text contains everything in ``expect``."""
         deadline = time.monotonic() + timeout
         while True:
             text = str(self.evaluate(PAGE_TEXT) or "")
@@ -188,19 +197,29 @@ class Browser:
                 time.sleep(1.0)  # let the last rows and fonts settle
                 return text
             if time.monotonic() > deadline:
-                raise SystemExit(f"the page never showed {missing} ({url})")
+                where = url or str(self.evaluate("location.href"))
+                raise SystemExit(f"the page never showed {missing} ({where})")
             time.sleep(0.25)
 
-    def scroll_to_heading(self, title: str) -> None:
-        """Scroll the first heading that starts with ``title`` to the top of the window."""
+    def scroll_to(self, title: str, selector: str = "h1, h2, h3") -> None:
+        """Scroll the first ``selector`` element whose text starts with ``title`` to the top."""
         found = self.evaluate(
-            "(() => { const heading = [...document.querySelectorAll('h1, h2, h3')]"
-            f".find(h => h.innerText.trim().startsWith({json.dumps(title)}));"
-            " heading?.scrollIntoView(); return Boolean(heading) })()"
+            f"(() => {{ const element = [...document.querySelectorAll({json.dumps(selector)})]"
+            f".find(e => e.innerText.trim().startsWith({json.dumps(title)}));"
+            " element?.scrollIntoView(); return Boolean(element) })()"
         )
         if not found:
-            raise SystemExit(f"no heading {title!r} on the page")
+            raise SystemExit(f"nothing starting with {title!r} on the page")
         time.sleep(0.5)
+
+    def click(self, selector: str) -> None:
+        """Click the element ``selector`` finds, and give the page a moment to react."""
+        if not self.evaluate(
+            f"(() => {{ const element = document.querySelector({json.dumps(selector)});"
+            " element?.click(); return Boolean(element) })()"
+        ):
+            raise SystemExit(f"nothing to click at {selector!r}")
+        time.sleep(1.0)
 
     def screenshot(self, target: Path) -> Path:
         """The page as it is now, as a PNG of the window size."""
@@ -224,21 +243,18 @@ class Browser:
 async def demo_incidents(client: Client, task_queue: str) -> dict[str, str]:
     """Three incidents in Detect, Investigate and Fix; returns their IDs by phase."""
 
-    async def declare(title: str, severity: Severity, service: str) -> str:
+    async def declare(title: str, severity: Severity, service: str) -> Handle:
         declaration = Declaration(
             title=title, severity=severity, service=service, declared_by="alice"
         )
-        handle = await start_incident(
+        return await start_incident(
             client, declaration, task_queue=task_queue, incident_id=new_incident_id()
         )
-        return handle.id
 
-    fix = await declare("Checkout returns 500s", Severity.P1, "checkout")
-    investigate = await declare("Card payments time out", Severity.P0, "payments")
-    detect = await declare("Search results are stale", Severity.P2, "search")
-    checkout = client.get_workflow_handle_for(IncidentWorkflow.run, fix)
-    payments = client.get_workflow_handle_for(IncidentWorkflow.run, investigate)
-    await asyncio.sleep(3)
+    checkout = await declare("Checkout returns 500s", Severity.P1, "checkout")
+    payments = await declare("Card payments time out", Severity.P0, "payments")
+    search = await declare("Search results are stale", Severity.P2, "search")
+    await asyncio.sleep(3)  # so the progress line shows time spent in Detect
     await checkout.execute_update(IncidentWorkflow.acknowledge, AcknowledgeInput(responder="alice"))
     await payments.execute_update(IncidentWorkflow.acknowledge, AcknowledgeInput(responder="bob"))
     await asyncio.sleep(4)
@@ -250,8 +266,8 @@ async def demo_incidents(client: Client, task_queue: str) -> dict[str, str]:
         IncidentWorkflow.post_update,
         StatusUpdateInput(responder="alice", text="Rolling back deploy 4711", eta="5 min"),
     )
-    await asyncio.sleep(2)
-    return {"Fix": fix, "Investigate": investigate, "Detect": detect}
+    await asyncio.sleep(1)
+    return {"Fix": checkout.id, "Investigate": payments.id, "Detect": search.id}
 
 
 def columns_preference(namespace: str) -> str:
@@ -271,7 +287,12 @@ def photograph(
     written: list[Path] = []
     try:
         browser.open_page()
-        browser.show(f"{base}/namespaces/default/workflows", ["Workflows"])
+        browser.show(list_url(base, "default", incidents_query()), list(ids.values()))
+        browser.click(f"[data-testid={json.dumps(CONFIGURE_COLUMNS)}]")
+        browser.show_more(["Configure Workflows Table", *INCIDENT_COLUMNS])
+        browser.scroll_to("Custom Search Attributes", "h2, h3, h4, p, span, div")
+        written.append(browser.screenshot(out_dir / "ui-columns.png"))
+
         preference = json.dumps(columns_preference("default"))
         browser.evaluate(f"localStorage.setItem('namespace-workflow-table-columns', {preference})")
         browser.show(
@@ -289,11 +310,11 @@ def photograph(
         written.append(browser.screenshot(out_dir / "ui-details.png"))
 
         browser.show(f"{run_page}/timeline", ["stakeholder update at", "deliver_via"])
-        browser.scroll_to_heading("Timeline")
+        browser.scroll_to("Timeline")
         written.append(browser.screenshot(out_dir / "ui-timeline.png"))
 
         browser.show(f"{run_page}/history", ["Event History", "Workflow Execution Started"])
-        browser.scroll_to_heading("Event History")
+        browser.scroll_to("Event History")
         written.append(browser.screenshot(out_dir / "ui-history.png"))
     finally:
         browser.close()
