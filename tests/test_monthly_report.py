@@ -38,6 +38,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.report_markdown import md
@@ -58,10 +59,12 @@ from domain.models import (
     Severity,
 )
 from domain.policy import Policy
+from domain.settings import Settings
 from tests.conftest import Outbox, new_worker
 from tests.fakes.slack import FakeSlack
 from tests.helpers import declare
 from workers.devserver import ensure_search_attributes
+from workers.main import run_worker
 from workers.schedules import (
     CATCHUP_WINDOW,
     ensure_monthly_report_schedule,
@@ -448,3 +451,36 @@ async def test_real_incidents_make_the_report_and_one_slack_post_with_its_charts
     assert not any("report" in str(name) for name in created), "a report gets no channel"
     (record,) = [r for r in outbox.records() if r["kind"] == "monthly_report"]
     assert record["key"] == f"monthly-report-{month}/1"
+
+
+async def test_the_worker_writes_the_schedule_at_start_up(
+    namespace: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "TEMPORAL_ADDRESS": namespace.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": namespace.namespace,
+        "TEMPORAL_CONFIG_FILE": str(tmp_path / "no-temporal.toml"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("TEMPORAL_PROFILE", "TEMPORAL_API_KEY", "TEMPORAL_TLS"):
+        monkeypatch.delenv(name, raising=False)
+    policy = tmp_path / "policy.toml"
+    settings = Settings(task_queue=f"tq-{uuid.uuid4()}", data_dir=tmp_path, policy=policy)
+    handle = namespace.get_schedule_handle(schedule_id(settings.task_queue))
+    # The first start creates it, a start under a new policy updates it.
+    for timezone in ("Europe/Berlin", "Pacific/Auckland"):
+        policy.write_text(f'[metrics]\nreport_timezone = "{timezone}"\n')
+        stop = asyncio.Event()
+        worker = asyncio.create_task(run_worker(settings, stop))
+
+        async def written(timezone: str = timezone) -> None:
+            try:
+                schedule = (await handle.describe()).schedule
+            except RPCError as error:
+                raise AssertionError(f"not written yet: {error}") from None
+            assert schedule.spec.time_zone_name == timezone
+
+        await eventually(written)
+        stop.set()
+        await worker
+    await handle.delete()
