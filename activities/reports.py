@@ -193,7 +193,7 @@ class MonthlyReports:
         figures = compute(period, rows, None, policy)
         figures.previous = compute(previous, rows, None, policy)
         figures.changes = changes(figures, figures.previous)
-        weeks = weekly_counts(rows.incidents, period, timezone)
+        weeks = weekly_counts(rows.incidents, period, timezone=timezone)
         files = self.files(request.month)
         title = f"Incidents in {month_title(request.month)}"
         partial = end < month_bounds(request.month, timezone)[1]
@@ -257,7 +257,7 @@ def _previous_month(month: str, timezone: str) -> Period:
     return Period(start=previous_start, end=previous_end, label=before)
 
 
-def weekly_counts(rows: list[IncidentRow], period: Period, timezone: str) -> list[WeekCounts]:
+def weekly_counts(rows: list[IncidentRow], period: Period, *, timezone: str) -> list[WeekCounts]:
     """Incidents declared in ``period`` per week (Monday to Sunday, local), by severity.
 
     The first week starts on the period's first day, so it may be shorter.

@@ -42,13 +42,13 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.report_markdown import md
-from activities.reports import month_before, month_bounds
+from activities.reports import month_before, month_bounds, weekly_counts
 from activities.slack import SlackApi, SlackChannel, new_slack_client
 from activities.slack.report import ReportingSlackChannel
 from activities.templates import standard_templates
 from domain.comms import CommsPolicy, SlackPolicy, SlackSettings
 from domain.measures import MEASURES_MEMO
-from domain.metrics import IncidentRow, MetricsInput
+from domain.metrics import IncidentRow, MetricsInput, Period
 from domain.models import (
     AcknowledgeInput,
     DismissInput,
@@ -129,6 +129,27 @@ def test_the_month_before_is_taken_in_the_report_time_zone() -> None:
     )
     with pytest.raises(ValueError, match="YYYY-MM"):
         report_workflow_id("2026-13")
+
+
+def test_weeks_run_monday_to_sunday_in_the_report_time_zone() -> None:
+    start, end = month_bounds("2026-11", "Europe/Berlin")
+    period = Period(start=start, end=end, label="2026-11")
+    rows = [
+        _row(1, Severity.P0, datetime(2026, 10, 31, 23, 30, tzinfo=UTC), 10),  # Nov 1, Berlin
+        _row(2, Severity.P1, datetime(2026, 11, 1, 23, 30, tzinfo=UTC), 10),  # Mon Nov 2
+        _row(3, Severity.P1, datetime(2026, 11, 30, 23, 30, tzinfo=UTC), 10),  # December
+    ]
+    weeks = weekly_counts(rows, period, timezone="Europe/Berlin")
+    assert [f"{week.start:%m-%d}" for week in weeks] == [
+        "11-01",
+        "11-02",
+        "11-09",
+        "11-16",
+        "11-23",
+        "11-30",
+    ]
+    assert [week.counts[Severity.P0] for week in weeks] == [1, 0, 0, 0, 0, 0]
+    assert [week.counts[Severity.P1] for week in weeks] == [0, 1, 0, 0, 0, 0]
 
 
 async def test_a_month_is_reported_once_when_it_is_over(
