@@ -38,6 +38,7 @@ from starters.cli import render
 from starters.cli.actions import register as register_actions
 from starters.cli.record import print_draft
 from starters.cli.record import register as register_record
+from starters.cli.report import register as register_report
 from starters.cli.session import CliError, Incidents, open_client
 from starters.cli.storms import dismiss_storm
 from starters.cli.timeline import with_archived_timeline
@@ -564,6 +565,7 @@ def postmortem(
 
 register_actions(app, timeout=_timeout.get)
 register_record(app, timeout=_timeout.get)
+register_report(app, timeout=_timeout.get)
 register_ui(app)
 
 
