@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,6 +41,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
 
 from activities.report_markdown import md
 from activities.reports import month_before, month_bounds, weekly_counts
@@ -60,6 +62,7 @@ from domain.models import (
 )
 from domain.policy import Policy
 from domain.settings import Settings
+from starters.cli import app
 from tests.conftest import Outbox, new_worker
 from tests.fakes.slack import FakeSlack
 from tests.helpers import declare
@@ -505,3 +508,54 @@ async def test_the_worker_writes_the_schedule_at_start_up(
         stop.set()
         await worker
     await handle.delete()
+
+
+async def test_incident_report_on_the_command_line(
+    namespace: Client, outbox: Outbox, tmp_path: Path
+) -> None:
+    client = namespace
+    reports = tmp_path / "reports"
+    runner = CliRunner()
+    async with new_worker(client, channels=[outbox.channel], reports_dir=reports) as worker:
+        env = {
+            "TEMPORAL_CONFIG_FILE": str(tmp_path / "no-temporal.toml"),
+            "TEMPORAL_PROFILE": None,
+            "TEMPORAL_API_KEY": None,
+            "TEMPORAL_TLS": None,
+            "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+            "TEMPORAL_NAMESPACE": client.namespace,
+            "INCIDENT_TASK_QUEUE": worker.task_queue,
+            "INCIDENT_POLICY": None,
+            "COLUMNS": "200",
+        }
+
+        async def incident(*args: str) -> Any:
+            return await asyncio.to_thread(runner.invoke, app, list(args), env=env)
+
+        bad = await incident("report", "--month", "2026-13")
+        assert bad.exit_code == 2 and "YYYY-MM" in bad.stderr
+
+        now = datetime.now(UTC)
+        this_month, last_month = f"{now:%Y-%m}", month_before(now, "UTC")
+        so_far = await incident("report")
+        assert so_far.exit_code == 0, so_far.output
+        assert "so far" in so_far.stdout
+        assert f"report: {reports / f'{this_month}.md'}" in so_far.stdout
+        assert outbox.records() == [], "a month that is not over is not posted"
+
+        first = await incident("report", "--month", last_month, "--json")
+        assert first.exit_code == 0, first.output
+        reported = json.loads(first.stdout)
+        assert reported["month"] == last_month and reported["posted"] == ["outbox"]
+        again = await incident("report", "--month", last_month)
+        assert again.exit_code == 0, again.output
+        assert "reported already" in again.stderr
+        assert f"report: {reports / f'{last_month}.md'}" in again.stdout
+
+    for month in (this_month, last_month):
+        markdown = (reports / f"{month}.md").read_text()
+        for chart in (f"{month}-incidents-per-week.png", f"{month}-ttr-by-severity.png"):
+            assert (reports / chart).read_bytes().startswith(PNG)
+            assert f"]({chart})" in markdown
+    assert "not over" in (reports / f"{this_month}.md").read_text()
+    assert [r["key"] for r in outbox.records()] == [f"monthly-report-{last_month}/1"]
