@@ -66,7 +66,7 @@ def report(
         str | None,
         typer.Option(
             metavar="YYYY-MM",
-            help="The month (in the policy's [metrics] report_timezone). Default: this month.",
+            help="The month (in the policy's \\[metrics] report_timezone). Default: this month.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
@@ -140,11 +140,13 @@ def _print(result: MonthlyReportResult, *, partial: bool, now: datetime) -> None
     title = month_title(result.month)
     if partial:
         title += f", so far (until {now:%Y-%m-%d %H:%M} UTC)"
-    render.print_line(f"{title}: {result.declared} incidents declared", ok=True)
+    print(f"{title}: {result.declared} incidents declared")
     for check in result.targets:
+        if check.status == "no data":
+            print(f"— {check.name}: no data (target {check.target})")
+            continue
         render.print_line(
-            f"{check.name} {actual(check)}: {check.status} (target {check.target})",
-            ok=check.status != "missed",
+            f"{check.name} {actual(check)} (target {check.target})", ok=check.status == "met"
         )
     print(f"report: {result.markdown}")
     for chart in result.charts:
