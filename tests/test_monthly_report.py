@@ -213,8 +213,18 @@ async def test_a_month_is_reported_once_when_it_is_over(
                 task_queue=worker.task_queue,
                 id_reuse_policy=REPORT_ID_REUSE,
             )
+        history = await handle.fetch_history()
 
     assert len(rows.reads) == 1, "figures computed once"
+    # Only the digest enters history: never the Markdown, never a PNG.
+    results = [
+        payload.data
+        for event in history.events
+        if event.HasField("activity_task_completed_event_attributes")
+        for payload in event.activity_task_completed_event_attributes.result.payloads
+    ]
+    assert len(results) == 2  # the report written; the summary delivered
+    assert all(len(data) < 4096 and b"PNG" not in data and b"# " not in data for data in results)
     posts = [r for r in outbox.records() if r["kind"] == NotificationKind.MONTHLY_REPORT.value]
     assert len(posts) == 1
     assert posts[0]["key"] == f"monthly-report-{month}/1"
