@@ -3,7 +3,7 @@
 :class:`ReportingSlackChannel` is the worker's ``slack`` channel: a monthly report it
 delivers itself, anything else goes to the incident :class:`SlackChannel` it wraps.
 A report is no incident, so it gets no incident channel: it is posted to the
-``#channel`` targets of the notification (the policy's incidents channel) with the
+channels the notification targets (the policy's incidents channel) with the
 notification key in its metadata, and the PNG charts are uploaded into that post's
 thread with ``files_upload_v2``.
 
@@ -60,9 +60,7 @@ class ReportingSlackChannel:
             return await self._incidents.deliver(notification)
         result = NotifyResult()
         lookup = activity.in_activity() and activity.info().attempt > 1
-        for target in notification.targets:
-            if not target.startswith("#"):
-                continue
+        for target in notification.targets:  # channels, with or without their #
             channel_id = await self._directory.channel_id(target)
             if channel_id is None:
                 result.failures.append(
