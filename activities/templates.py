@@ -74,6 +74,11 @@ def hhmm(value: datetime | None) -> str:
     return "—" if value is None else f"{value:%H:%M} UTC"
 
 
+def when(value: datetime | None) -> str:
+    """``2026-11-28 14:00 UTC`` for a time, ``—`` when there is none."""
+    return "—" if value is None else f"{value:%Y-%m-%d %H:%M} UTC"
+
+
 def humanize(seconds: float) -> str:
     """``1h 05m`` style duration."""
     minutes = int(seconds // 60)
@@ -128,6 +133,7 @@ class Templates:
                 finalize=self._escape.get(medium, _plain),
             )
             env.filters["hhmm"] = hhmm
+            env.filters["when"] = when
             env.filters["humanize"] = humanize
             env.filters.update(filters or {})
             self._envs[medium] = env

@@ -251,7 +251,7 @@ def _process_checklist(view: IncidentView, moments: KeyMoments) -> list[str]:
         ("Monitoring added", False),
         ("Tests added to prevent recurrence", False),
         ("Documentation updated", False),
-        ("Post-mortem scheduled", view.postmortem_due_at is not None),
+        ("Post-mortem scheduled", view.review is not None),
         ("Customer communication sent", mailed),
     ]
     return [f"- [{'x' if done else ' '}] {text}" for text, done in items]
@@ -427,6 +427,7 @@ def postmortem_draft(view: IncidentView, *, action_items: Sequence[ActionItemRow
         f"**Duration:** {_duration_text(view)}  ",
         f"**Severity:** {view.severity.value}  ",
         f"**Attendees:** {people}  ",
+        f"**Review Meeting:** {_review(view)}  ",
         "",
         "## Summary",
         "",
@@ -493,6 +494,10 @@ def postmortem_draft(view: IncidentView, *, action_items: Sequence[ActionItemRow
         "",
         *_action_table(action_items),
         "",
+        "### Checklist Items Left Open",
+        "",
+        *_left_open(view),
+        "",
         "## Lessons Learned",
         "",
         _prompt("what the team learned (1. …, 2. …)."),
@@ -503,6 +508,27 @@ def postmortem_draft(view: IncidentView, *, action_items: Sequence[ActionItemRow
         "",
     ]
     return "\n".join(lines)
+
+
+def _review(view: IncidentView) -> str:
+    review = view.review
+    if review is None:
+        return "not scheduled"
+    who = ", ".join(f"@{inline(name.lstrip('@'))}" for name in review.attendees)
+    return f"{when(review.at)}" + (f" with {who}" if who else "")
+
+
+def _left_open(view: IncidentView) -> list[str]:
+    """The phase checklists' items nobody ticked, by phase."""
+    lines = [
+        f"- [ ] {phase.value}: {inline(item.text)}"
+        for phase, items in view.checklists.items()
+        for item in items
+        if not item.done
+    ]
+    if not view.checklists:
+        return [NOT_RECORDED]
+    return lines or ["Every checklist item was ticked."]
 
 
 def _within(sla: timedelta | None) -> str:

@@ -209,15 +209,18 @@ class IncidentState(_Model):
     given up on); a change to the record clears it, so the draft is written again."""
 
     def phases(self) -> PhaseClock:
-        """The phase clock, started at the declaration when the state predates it."""
-        if self.phase_clock is None:
-            self.phase_clock = PhaseClock.start(Phase.DETECT, self.declared_at)
-            self.phase_clock.move(Phase.DETECT, self.phase, self.declared_at)
-        return self.phase_clock
+        """The phase clock, without changing the state (safe in queries): state carried
+        from runs before it existed gets one started at the declaration."""
+        if self.phase_clock is not None:
+            return self.phase_clock
+        clock = PhaseClock.start(Phase.DETECT, self.declared_at)
+        clock.move(Phase.DETECT, self.phase, self.declared_at)
+        return clock
 
     def move_to(self, phase: Phase, at: datetime) -> None:
         """Change phase, keeping the phase clock in step."""
-        self.phases().move(self.phase, phase, at)
+        self.phase_clock = self.phases()
+        self.phase_clock.move(self.phase, phase, at)
         self.phase = phase
 
     @classmethod

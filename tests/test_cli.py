@@ -276,7 +276,9 @@ async def test_unknown_incident_and_bad_input(cli: Cli) -> None:
         ("show", ""): "Invalid value for 'ID': must not be empty (see: incident show --help)",
         ("ack", " "): "Invalid value for 'ID': must not be empty",
         ("declare", "x", "--severity", "P9"): "'P9' is not one of",
-        ("postmortem", missing, "--url", "https://x"): "--url is recorded with --done",
+        ("postmortem", missing, "--url", "https://x"): "--url and --file are recorded with --done",
+        ("postmortem", missing, "--attendees", "@a"): "--attendees go with --schedule",
+        ("postmortem", missing, "--schedule", "soon"): "'soon' is not a time",
         ("show",): "Missing argument 'ID'.",
         ("sideways",): "No such command 'sideways'. (see: incident --help)",
     }

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from domain.checklists import ChecklistItem
 from domain.comms import downtime
 from domain.documents import (
     NO_ACTION_ITEMS,
@@ -25,7 +26,7 @@ from domain.documents import (
     postmortem_draft,
     with_archived,
 )
-from domain.incident import IncidentView
+from domain.incident import IncidentView, ReviewMeeting
 from domain.models import (
     AlertState,
     EventKind,
@@ -114,6 +115,16 @@ def resolved_p1() -> IncidentView:
             fix_strategy=FixStrategy.ROLLBACK,
             impact_started=_at(-8),
         ),
+        review=ReviewMeeting(
+            at=_at(100 + 24 * 60), attendees=["@bob", "@carol|x"], scheduled_by="bob"
+        ),
+        checklists={
+            Phase.DETECT: [
+                ChecklistItem(text="Assign IC", done_at=_at(3), done_by="system (bob)"),
+                ChecklistItem(text="Verify user reports"),
+            ],
+            Phase.RESOLVE: [ChecklistItem(text=HOSTILE)],
+        },
     )
 
 
@@ -193,9 +204,13 @@ def test_postmortem_draft_has_every_section_figures_and_facts() -> None:
         "## What Went Well",
         "## What Went Poorly",
         "## Action Items",
+        "### Checklist Items Left Open",
         "## Lessons Learned",
         "## Prevention",
     ]
+    assert "- [ ] Detect: Verify user reports\n- [ ] Resolve: \\# Heading?" in draft
+    assert "Assign IC" not in draft
+    assert "**Review Meeting:** 2026-11-28 11:40 UTC with @bob, @carol\\|x  " in draft
     assert "**Attendees:** @bob, @alice, @carol, @dave  " in draft
     assert "| Time to detect | 8 min | under 5 min |" in draft
     assert "| Time to acknowledge | 3 min | within 5 min (met) |" in draft

@@ -104,7 +104,7 @@ async def test_search_attributes_and_list_queries_follow_each_phase(
         )
         final = await handle.result()
 
-    assert summary == "P1 · API returns 500s"
+    assert summary == "P1 · payments · API returns 500s"
     assert "Resolve" in metadata.current_details and "bob" in metadata.current_details
     attributes = description.typed_search_attributes
     assert attributes.get(sa.SEVERITY) == "P1" and attributes.get(sa.SLA_BREACHED) is True

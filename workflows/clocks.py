@@ -28,6 +28,7 @@ class ClockKind(StrEnum):
     POSTMORTEM_REMINDER = "post-mortem reminder"
     POSTMORTEM_DEADLINE = "post-mortem deadline"
     ALERTS_SETTLED = "alerts settled"
+    REVIEW_REMINDER = "post-mortem review reminder"
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,9 @@ def armed_clocks(state: IncidentState, policy: Policy) -> list[Clock]:
             clocks.append(Clock(ClockKind.POSTMORTEM_REMINDER, reminder))
         if not marks.postmortem_escalated:
             clocks.append(Clock(ClockKind.POSTMORTEM_DEADLINE, due))
+    if state.review is not None and not state.review.reminded:
+        reminder = state.review.at - policy.postmortem.review_reminder_before
+        clocks.append(Clock(ClockKind.REVIEW_REMINDER, reminder))
     return sorted(clocks, key=lambda clock: clock.when)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -35,8 +35,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.postmortems import DraftInput, PostmortemDrafts
     from activities.timeline_archive import ArchiveInput, TimelineArchive
     from domain import launch
+    from domain.checklists import find_item
     from domain.durations import format_duration
-    from domain.incident import AutoTransition, IncidentState, IncidentSummary, IncidentView
+    from domain.incident import (
+        AutoTransition,
+        IncidentState,
+        IncidentSummary,
+        IncidentView,
+        ReviewMeeting,
+    )
     from domain.measures import MEASURES_MEMO
     from domain.models import (
         INCIDENT_CLOSED_SIGNAL,
@@ -44,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         AlertBatch,
         AlertEvent,
         AlertState,
+        CheckInput,
         CommandResult,
         Declaration,
         DismissInput,
@@ -57,13 +65,23 @@ with workflow.unsafe.imports_passed_through():
         PhaseInput,
         PostmortemInput,
         RecordInput,
+        ReviewInput,
         SeverityInput,
         StatusUpdateInput,
         _Model,
         cap_text,
     )
     from domain.policy import Policy, SeverityPolicy
-    from workflows import clocks, delivery, outbox, presentation, record, timeline, transitions
+    from workflows import (
+        checklist,
+        clocks,
+        delivery,
+        outbox,
+        presentation,
+        record,
+        timeline,
+        transitions,
+    )
     from workflows.clocks import Clock, ClockKind
     from workflows.history import history_full
 
@@ -201,6 +219,7 @@ class IncidentWorkflow:
         try:
             while True:
                 self._fire_due_clocks()
+                self._tick_known()
                 self._publish()
                 if self._s.closed:
                     return False
@@ -265,6 +284,7 @@ class IncidentWorkflow:
             ClockKind.POSTMORTEM_REMINDER: self._postmortem_reminder,
             ClockKind.POSTMORTEM_DEADLINE: self._postmortem_overdue,
             ClockKind.ALERTS_SETTLED: self._alerts_settled,
+            ClockKind.REVIEW_REMINDER: self._review_reminder,
         }
         handlers[clock.kind]()
 
@@ -333,6 +353,17 @@ class IncidentWorkflow:
             EventKind.POSTMORTEM_OVERDUE, f"post-mortem overdue; told {', '.join(targets)}"
         )
         self._notify(NotificationKind.POSTMORTEM_OVERDUE, targets=targets, actor=SYSTEM)
+
+    def _review_reminder(self) -> None:
+        review = self._s.review
+        assert review is not None
+        review.reminded = True
+        targets = list(dict.fromkeys([*review.attendees, self._s.commander or ""]))
+        self._record(
+            EventKind.POSTMORTEM_REMINDER,
+            f"reminded {', '.join(t for t in targets if t) or 'nobody'} of the post-mortem review",
+        )
+        self._notify(NotificationKind.POSTMORTEM_REVIEW, targets=targets, actor=SYSTEM)
 
     def _alerts_settled(self) -> None:
         pending = self._s.auto_transition
@@ -493,9 +524,13 @@ class IncidentWorkflow:
         await self._ready()
         _recheck(self._check_postmortem())
         self._s.postmortem_url = cap_text(command.url, 2000) if command.url else None
+        self._s.postmortem_document = command.document
         self._s.postmortem_recorded_at = workflow.now()
+        self._tick_known()
         self._s.closed = True
         where = f" at {self._s.postmortem_url}" if self._s.postmortem_url else ""
+        if command.document is not None:
+            where += f" (file {command.document.path}, sha256 {command.document.sha256[:12]}…)"
         self._record(
             EventKind.POSTMORTEM_RECORDED, f"post-mortem recorded{where}", command.responder
         )
@@ -507,6 +542,75 @@ class IncidentWorkflow:
     def _validate_record_postmortem(self, command: PostmortemInput) -> None:
         _reject_if(transitions.check_responder(command.responder))
         _reject_if(self._check_postmortem())
+        document = command.document
+        if document is not None and (
+            len(document.path) > 1000 or len(document.sha256) != 64 or document.size < 0
+        ):
+            raise CommandRejected("the post-mortem file reference is malformed")
+
+    @workflow.update
+    async def schedule_review(self, command: ReviewInput) -> CommandResult:
+        """Schedule the post-mortem review meeting; attendees are reminded before it."""
+        await self._ready()
+        _recheck(transitions.check_review(self._s, command, workflow.now()))
+        at = command.at.astimezone(UTC)
+        attendees = list(dict.fromkeys(a.strip() for a in command.attendees if a.strip()))
+        again = self._s.review is not None
+        self._s.review = ReviewMeeting(at=at, attendees=attendees, scheduled_by=command.responder)
+        who = ", ".join(attendees) or "no attendees named"
+        verb = "rescheduled" if again else "scheduled"
+        self._record(
+            EventKind.NOTE,
+            f"post-mortem review {verb} for {at:%Y-%m-%d %H:%M} UTC ({who})",
+            command.responder,
+        )
+        self._tick_known()
+        return self._result(
+            f"post-mortem review of {self._s.id} {verb} for {at:%Y-%m-%d %H:%M} UTC"
+        )
+
+    @schedule_review.validator
+    def _validate_schedule_review(self, command: ReviewInput) -> None:
+        _reject_if(transitions.check_responder(command.responder))
+        _reject_if(transitions.check_review(self._s, command, workflow.now()))
+
+    @workflow.update
+    async def check(self, command: CheckInput) -> CommandResult:
+        """Tick a checklist item (by its number or text) of the current or a named phase."""
+        await self._ready()
+        phase, index = self._checked_item(command, rejected=_recheck)
+        item = checklist.kept_lists(self._s, self.policy)[phase][index]
+        if item.done:
+            return self._result(f"{item.text!r} was already ticked by {item.done_by}")
+        item.done_at, item.done_by = workflow.now(), command.responder
+        self._record(
+            EventKind.NOTE, f"{phase.value} checklist: ticked {item.text!r}", command.responder
+        )
+        left = len(checklist.open_texts(self._s, self.policy, phase))
+        return self._result(f"ticked {item.text!r}; {left} item(s) of {phase.value} left")
+
+    @check.validator
+    def _validate_check(self, command: CheckInput) -> None:
+        _reject_if(transitions.check_responder(command.responder))
+        if self._s.policy is not None:
+            self._checked_item(command, rejected=_reject_if)
+
+    def _checked_item(
+        self, command: CheckInput, *, rejected: Callable[[str | None], None]
+    ) -> tuple[Phase, int]:
+        phase, reason = transitions.check_item(self._s, command.phase)
+        rejected(reason)
+        assert phase is not None
+        index, reason = find_item(checklist.items_of(self._s, self.policy, phase), command.item)
+        rejected(reason)
+        assert index is not None
+        return phase, index
+
+    def _tick_known(self) -> None:
+        """Tick the checklist items the system itself did; each names what did it (no
+        timeline entry: the fact that ticked it is already there)."""
+        if self._s.policy is not None:
+            checklist.tick_known(self._s, self.policy, workflow.now())
 
     def _check_postmortem(self) -> str | None:
         required = self._s.policy is not None and clocks.postmortem_required(self._s, self.policy)
@@ -764,8 +868,12 @@ class IncidentWorkflow:
         if s.related_incident:
             origin += f"; repeats {s.related_incident}"
         self._record(EventKind.DECLARED, f"{s.severity.value}: {s.title} — {origin}", s.declared_by)
+        self._tick_known()
         self._notify(
-            NotificationKind.DECLARED, targets=self._announcement_targets(), actor=s.declared_by
+            NotificationKind.DECLARED,
+            targets=self._announcement_targets(),
+            actor=s.declared_by,
+            checklist=checklist.open_texts(s, self.policy, Phase.DETECT),
         )
 
     def _announcement_targets(self) -> list[str]:
@@ -788,9 +896,14 @@ class IncidentWorkflow:
         note = cap_text(note)
         text = f"{previous.value} → {phase.value}" + (f": {note}" if note else "")
         self._record(EventKind.PHASE_CHANGED, text, actor)
+        self._tick_known()
         if notify:
             self._notify(
-                NotificationKind.PHASE_CHANGED, text=note, actor=actor, informational=informational
+                NotificationKind.PHASE_CHANGED,
+                text=note,
+                actor=actor,
+                informational=informational,
+                checklist=checklist.open_texts(self._s, self.policy, phase),
             )
 
     def _resolve(self, actor: str, note: str) -> None:
@@ -851,6 +964,7 @@ class IncidentWorkflow:
         text: str = "",
         actor: str | None = SYSTEM,
         informational: bool = False,
+        checklist: list[str] | None = None,
     ) -> None:
         self._s.notification_seq += 1
         notification = Notification(
@@ -862,6 +976,7 @@ class IncidentWorkflow:
             text=text,
             actor=actor,
             priority=not informational,
+            checklist=checklist or [],
         )
         dropped = outbox.enqueue(self._s, notification, started=self._started)
         if dropped is not None:
@@ -894,6 +1009,8 @@ class IncidentWorkflow:
     async def _deliver_one(self, channel: str, notification: Notification) -> None:
         result = await delivery.deliver_via(channel, notification, self._s.refs)
         outbox.delivered(self._s, notification, channel)
+        if any(self._s.refs.get(key) != value for key, value in result.refs.items()):
+            self._wake = True  # a new reference can tick a checklist item
         self._s.refs.update(result.refs)
         for cause in result.failures:
             failure = f"{channel}: {notification.kind.value} notification not delivered: {cause}"

@@ -13,7 +13,7 @@ from domain.incident import PUBLIC_HISTORY_KEPT, IncidentState, IncidentSummary,
 from domain.measures import IncidentMeasures
 from domain.models import EventKind, IncidentFacts, Phase, TimelineEvent, cap_text
 from domain.text import escape_markdown
-from workflows import clocks, progress
+from workflows import checklist, clocks, progress
 
 
 def facts_of(state: IncidentState) -> IncidentFacts:
@@ -46,6 +46,8 @@ def facts_of(state: IncidentState) -> IncidentFacts:
         public_title=state.public_title,
         public_resolution=state.public_resolution,
         impact_started=state.record.impact_started,
+        review_at=state.review.at if state.review else None,
+        review_attendees=list(state.review.attendees) if state.review else [],
     )
 
 
@@ -73,6 +75,9 @@ def view_of(state: IncidentState) -> IncidentView:
         record=state.record,
         refs=dict(state.refs),
         phase_clock=state.phases().model_copy(deep=True),
+        checklists=checklist.lists(state, policy) if policy else {},
+        review=state.review,
+        postmortem_document=state.postmortem_document,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from domain.incident import IncidentState
 from domain.models import (
@@ -18,6 +18,7 @@ from domain.models import (
     FixStrategy,
     Phase,
     RecordInput,
+    ReviewInput,
     Severity,
 )
 
@@ -238,3 +239,45 @@ def check_record(state: IncidentState, record: RecordInput, now: datetime) -> st
                 f"(now {now:%Y-%m-%d %H:%M} UTC)"
             )
     return None
+
+
+MAX_ATTENDEES = 30
+"""People one review meeting may invite."""
+MAX_REVIEW_AHEAD = timedelta(days=90)
+"""How far ahead a review meeting may be scheduled."""
+
+
+def check_review(state: IncidentState, command: ReviewInput, now: datetime) -> str | None:
+    """A review meeting is scheduled for a resolved incident that owes a post-mortem, in the
+    future, with named attendees."""
+    if state.phase is Phase.DISMISSED:
+        return f"{state.id} was dismissed; no post-mortem review is needed"
+    if state.closed:
+        return f"{state.id} is closed"
+    if command.at.tzinfo is None:
+        return "the meeting time needs a time zone"
+    if command.at <= now:
+        return f"the meeting time {command.at:%Y-%m-%d %H:%M %Z} is in the past"
+    if command.at - now > MAX_REVIEW_AHEAD:
+        return f"the meeting is more than {MAX_REVIEW_AHEAD.days} days ahead"
+    if len(command.attendees) > MAX_ATTENDEES:
+        return f"{len(command.attendees)} attendees; at most {MAX_ATTENDEES} are allowed"
+    for attendee in command.attendees:
+        reason = check_name(attendee, "attendee")
+        if reason:
+            return reason
+    return None
+
+
+def check_item(state: IncidentState, phase_name: str | None) -> tuple[Phase | None, str | None]:
+    """The phase whose checklist a ``check`` names (default the current one), else why not."""
+    if state.closed:
+        return None, f"{state.id} is closed"
+    if phase_name is None:
+        if state.phase is Phase.DISMISSED:
+            return None, f"{state.id} was dismissed; its checklists are closed"
+        return state.phase, None
+    phase = parse_phase(phase_name)
+    if phase is None or phase is Phase.DISMISSED:
+        return None, f"unknown phase {phase_name!r} (detect, investigate, fix, monitor, resolve)"
+    return phase, None

@@ -25,6 +25,7 @@ DIRECT_MESSAGE_KINDS = frozenset(
         NotificationKind.SLA_BREACH,
         NotificationKind.POSTMORTEM_REMINDER,
         NotificationKind.POSTMORTEM_OVERDUE,
+        NotificationKind.POSTMORTEM_REVIEW,
         NotificationKind.ACTION_REMINDER,
         NotificationKind.ACTION_OVERDUE,
         NotificationKind.ACTION_ESCALATED,

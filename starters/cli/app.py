@@ -12,6 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -21,6 +22,7 @@ from typer.core import TyperGroup
 from domain.connection import exit_process
 from domain.models import (
     AcknowledgeInput,
+    CheckInput,
     CommandResult,
     Declaration,
     DismissInput,
@@ -28,6 +30,7 @@ from domain.models import (
     Phase,
     PhaseInput,
     PostmortemInput,
+    ReviewInput,
     Severity,
     SeverityInput,
     StatusUpdateInput,
@@ -36,7 +39,9 @@ from domain.models import (
 from domain.settings import Settings
 from starters.cli import render
 from starters.cli.actions import register as register_actions
-from starters.cli.record import print_draft
+from starters.cli.documents_store import DocumentError, keep_document
+from starters.cli.metrics import register as register_metrics
+from starters.cli.record import parse_moment, print_draft
 from starters.cli.record import register as register_record
 from starters.cli.report import register as register_report
 from starters.cli.session import CliError, Incidents, open_client
@@ -523,32 +528,101 @@ def note(
 
 
 @app.command()
+def check(
+    incident_id: IncidentId,
+    item: Annotated[
+        str, typer.Argument(metavar="ITEM", help="The item's number, or its text (or part).")
+    ],
+    phase: Annotated[
+        str | None,
+        typer.Option(help="The phase whose checklist it is on (default: the current one)."),
+    ] = None,
+    as_: AsOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Tick a phase checklist item (`incident show` lists the open ones)."""
+    _act(
+        incident_id,
+        as_json,
+        lambda incidents, ref: incidents.command(
+            ref,
+            IncidentWorkflow.check,
+            CheckInput(responder=_responder(as_), item=item, phase=phase),
+        ),
+    )
+
+
+@app.command()
 def postmortem(
     incident_id: IncidentId,
     done: Annotated[bool, typer.Option("--done", help="Record the post-mortem as done.")] = False,
     url: Annotated[
         str | None, typer.Option(help="Where the post-mortem lives.", show_default=False)
     ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            help="The final document as a file: kept under the data directory "
+            "(the incident records its path and SHA-256).",
+            show_default=False,
+        ),
+    ] = None,
     draft: Annotated[
         bool, typer.Option("--draft", help="Print the post-mortem draft (Markdown).")
     ] = False,
+    schedule: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TIME",
+            help='Schedule the review meeting: "2026-11-28 14:00" (UTC) or ISO 8601.',
+            show_default=False,
+        ),
+    ] = None,
+    attendees: Annotated[
+        str | None,
+        typer.Option(help="Review attendees, comma-separated (@name).", show_default=False),
+    ] = None,
     as_: AsOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Record the post-mortem with --done (closes the incident); without it, show its status."""
+    """Record the post-mortem with --done (closes the incident), schedule its review with
+    --schedule, print the draft with --draft; without options, show its status."""
     if draft and not done:
         print_draft(incident_id, as_json=as_json)
         return
-    if url is not None and not done:
-        raise typer.BadParameter("--url is recorded with --done", param_hint="--url")
+    if (url is not None or file is not None) and not done:
+        raise typer.BadParameter("--url and --file are recorded with --done", param_hint="--done")
+    if attendees is not None and schedule is None:
+        raise typer.BadParameter("--attendees go with --schedule", param_hint="--attendees")
+    if schedule is not None:
+        if done:
+            raise typer.BadParameter("schedule the review before --done", param_hint="--schedule")
+        review = ReviewInput(
+            responder=_responder(as_),
+            at=parse_moment(schedule, "--schedule"),
+            attendees=[a.strip() for a in (attendees or "").split(",") if a.strip()],
+        )
+        _act(
+            incident_id,
+            as_json,
+            lambda incidents, ref: incidents.command(ref, IncidentWorkflow.schedule_review, review),
+        )
+        return
     if done:
+        document = None
+        if file is not None:
+            try:
+                document = keep_document(file, _incident_id(incident_id), Settings().data_dir)
+            except DocumentError as error:
+                render.print_error(str(error))
+                raise typer.Exit(1) from None
         _act(
             incident_id,
             as_json,
             lambda incidents, ref: incidents.command(
                 ref,
                 IncidentWorkflow.record_postmortem,
-                PostmortemInput(responder=_responder(as_), url=url),
+                PostmortemInput(responder=_responder(as_), url=url, document=document),
             ),
         )
         return
@@ -566,6 +640,7 @@ def postmortem(
 register_actions(app, timeout=_timeout.get)
 register_record(app, timeout=_timeout.get)
 register_report(app, timeout=_timeout.get)
+register_metrics(app, timeout=_timeout.get)
 register_ui(app)
 
 

@@ -85,14 +85,14 @@ def _responder(as_: str | None) -> str:
         raise CliError("cannot tell who you are: pass --as NAME or set INCIDENT_USER") from None
 
 
-def parse_moment(raw: str) -> datetime:
+def parse_moment(raw: str, param_hint: str = "--impact-started") -> datetime:
     """``2026-11-27 09:58`` (UTC unless an offset is given) as an aware datetime."""
     try:
         moment = datetime.fromisoformat(raw.strip())
     except ValueError:
         raise typer.BadParameter(
             f"{raw!r} is not a time; use YYYY-MM-DD HH:MM (UTC) or ISO 8601 with an offset",
-            param_hint="--impact-started",
+            param_hint=param_hint,
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 

@@ -381,11 +381,31 @@ def print_view(view: IncidentView, *, now: datetime) -> None:
     parts: list[RenderableType] = [header, Text(), _facts(view, now)]
     if view.alerts:
         parts += [Text(), _alerts(view, now)]
+    checklist = _open_checklist(view)
+    if checklist is not None:
+        parts += [Text(), checklist]
     parts += [Text(), _timeline(view)]
     steps = next_steps(view)
     if steps:
         parts += [Text(), Text("Next", style="bold"), *(Text(f"  {step}") for step in steps)]
     _stdout().print(Group(*parts))
+
+
+def _open_checklist(view: IncidentView) -> Text | None:
+    """The current phase's open checklist items, numbered as ``incident check`` takes them."""
+    items = view.checklists.get(view.phase, [])
+    if not items or view.closed:
+        return None
+    numbered = [(number, item) for number, item in enumerate(items, 1) if not item.done]
+    text = Text.assemble(
+        (f"Checklist · {view.phase.value}", "bold"),
+        f"  {len(items) - len(numbered)}/{len(items)} done",
+    )
+    for number, item in numbered:
+        text.append(f"\n  {number:>2}. {safe(item.text, single_line=True)}")
+    if numbered:
+        text.append(f"\n  tick with: incident check {view.id} N", style="dim")
+    return text
 
 
 def print_postmortem_status(view: IncidentView, *, now: datetime) -> None:
@@ -396,3 +416,12 @@ def print_postmortem_status(view: IncidentView, *, now: datetime) -> None:
             "not due yet: the incident is still open" if view.phase.is_open else "not required"
         )
     _stdout().print(Text.assemble((f"{view.id} post-mortem: ", "bold"), status), soft_wrap=True)
+    if view.review is not None:
+        who = ", ".join(safe(a, single_line=True) for a in view.review.attendees) or "nobody named"
+        _stdout().print(f"review meeting: {timestamp(view.review.at)} with {who}", soft_wrap=True)
+    if view.postmortem_document is not None:
+        document = view.postmortem_document
+        _stdout().print(
+            f"document: {safe(document.path, single_line=True)} (sha256 {document.sha256})",
+            soft_wrap=True,
+        )
