@@ -1,8 +1,8 @@
 """``POST /slack/commands``: the ``/incident`` slash command, verified with Slack's signing secret.
 
-``/incident ack|update|phase|resolve`` map to the same workflow updates as the
-CLI, so the workflow validates them and records who acted. Inside an incident
-channel (``#inc-<id>-…``) the incident ID may be left out.
+``/incident ack|update|phase|resolve|rootcause|resolution|check`` map to the same
+workflow updates as the CLI, so the workflow validates them and records who acted.
+Inside an incident channel (``#inc-<id>-…``) the incident ID may be left out.
 
 Before anything is read the request must carry Slack's timestamp and
 signature headers and a fresh timestamp; the body is then streamed within
@@ -30,7 +30,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.client import Client
 
 from domain.comms import SlackPolicy, escape_mrkdwn
-from domain.models import AcknowledgeInput, CommandResult, PhaseInput, StatusUpdateInput
+from domain.models import (
+    AcknowledgeInput,
+    CheckInput,
+    CommandResult,
+    PhaseInput,
+    RecordInput,
+    StatusUpdateInput,
+)
 from domain.routing import SlackCommandAccess
 from starters.cli.session import CliError, Incidents
 from starters.webhooks.auth import MAX_CLOCK_SKEW_SECONDS, ReplayCache
@@ -50,8 +57,13 @@ _FORM_FIELDS = 30
 USAGE = (
     "Usage: `/incident ack [ID]` · `/incident update [ID] <text>` · "
     "`/incident phase [ID] <investigate|fix|monitor|resolve> [note]` · "
-    "`/incident resolve [ID] [note]` (the ID may be left out in the incident's channel)"
+    "`/incident resolve [ID] [note]` · `/incident rootcause [ID] <text>` · "
+    "`/incident resolution [ID] <text>` · `/incident check [ID] <item number or text>` "
+    "(the ID may be left out in the incident's channel)"
 )
+VERBS = ("ack", "update", "phase", "resolve", "rootcause", "resolution", "check")
+"""The subcommands, in the order the usage lists them."""
+_NEEDS_TEXT = ("update", "phase", "rootcause", "resolution", "check")
 _ID = re.compile(r"^inc-\d{8}-[a-z0-9]{4}$", re.IGNORECASE)
 _CHANNEL_ID = re.compile(r"^(inc-\d{8}-[a-z0-9]{4})(?:-|$)", re.IGNORECASE)
 
@@ -76,7 +88,7 @@ def parse(text: str, channel_name: str) -> SlashCommand:
         CommandError: unknown verb, missing ID or missing text.
     """
     words = text.strip().split(maxsplit=1)
-    if not words or words[0].lower() not in ("ack", "update", "phase", "resolve"):
+    if not words or words[0].lower() not in VERBS:
         raise CommandError(USAGE)
     verb, rest = words[0].lower(), words[1] if len(words) > 1 else ""
     first, _, after = rest.partition(" ")
@@ -87,7 +99,7 @@ def parse(text: str, channel_name: str) -> SlashCommand:
         if from_channel is None:
             raise CommandError(f"Which incident? Add its ID, e.g. `/incident {verb} INC-…`")
         incident_id = from_channel.group(1).upper()
-    if verb in ("update", "phase") and not rest:
+    if verb in _NEEDS_TEXT and not rest:
         raise CommandError(USAGE)
     return SlashCommand(verb=verb, incident_id=incident_id, rest=rest.strip())
 
@@ -255,6 +267,22 @@ async def _apply(incidents: Incidents, command: SlashCommand, responder: str) ->
     if command.verb == "ack":
         result = await incidents.command(
             target, IncidentWorkflow.acknowledge, AcknowledgeInput(responder=responder)
+        )
+    elif command.verb == "rootcause":
+        result = await incidents.command(
+            target,
+            IncidentWorkflow.set_record,
+            RecordInput(responder=responder, root_cause=command.rest),
+        )
+    elif command.verb == "resolution":
+        result = await incidents.command(
+            target,
+            IncidentWorkflow.set_record,
+            RecordInput(responder=responder, resolution=command.rest),
+        )
+    elif command.verb == "check":
+        result = await incidents.command(
+            target, IncidentWorkflow.check, CheckInput(responder=responder, item=command.rest)
         )
     elif command.verb == "update":
         result = await incidents.command(

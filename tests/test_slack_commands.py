@@ -84,6 +84,10 @@ async def test_commands_drive_the_incident_as_the_mapped_responder(slack_app) ->
     ack = await post(http, form(f"ack {handle.id}"))
     update = await post(http, form("update <!channel> rolling back", channel_name=channel))
     fix = await post(http, form("phase fix found the bad deploy", channel_name=channel))
+    cause = await post(http, form("rootcause Bad *config* in <!here> v42", channel_name=channel))
+    resolution = await post(http, form(f"resolution {handle.id} Rolled back to v41"))
+    ticked = await post(http, form("check 2", channel_name=channel))
+    unknown_item = await post(http, form("check coffee", channel_name=channel))
     wrong = await post(http, form("phase sideways", channel_name=channel))
     resolved = await post(http, form(f"resolve {handle.id} rolled back"))
 
@@ -94,10 +98,21 @@ async def test_commands_drive_the_incident_as_the_mapped_responder(slack_app) ->
     }
     assert update.json()["text"] == f"✅ update posted on {handle.id}"
     assert fix.json()["text"] == f"✅ {handle.id} is now in Fix"
+    assert cause.json()["text"] == f"✅ record of {handle.id} updated: 1 field(s)"
+    assert resolution.json()["text"] == f"✅ record of {handle.id} updated: 1 field(s)"
+    assert (
+        ticked.json()["text"]
+        == "✅ ticked 'Implement fix (code, config, infrastructure)'; 4 item(s) of Fix left"
+    )
+    assert "no item matches 'coffee'" in unknown_item.json()["text"]
     assert wrong.json()["text"].startswith("⚠️ ") and "sideways" in wrong.json()["text"]
     assert resolved.json()["text"] == f"✅ {handle.id} is now in Resolve"
     incident = await view(handle)
     assert incident.phase is Phase.RESOLVE and incident.commander == "alice"
+    assert incident.record.root_cause == "Bad *config* in <!here> v42"
+    assert incident.record.resolution == "Rolled back to v41"
+    [done] = [i for i in incident.checklists[Phase.FIX] if i.text.startswith("Implement fix")]
+    assert done.done_by == "alice"
     actors = {event.actor for event in incident.timeline if event.actor not in ("system", None)}
     assert "alice" in actors and "alice.smith" not in actors
 
@@ -129,6 +144,10 @@ def test_parse_explains_mistakes() -> None:
         parse("dance INC-20261126-7QK3", "random")
     with pytest.raises(CommandError, match="Usage"):
         parse("update INC-20261126-7QK3", "random")
+    for verb in ("rootcause", "resolution", "check"):
+        with pytest.raises(CommandError, match="Usage"):
+            parse(f"{verb} INC-20261126-7QK3", "random")
+    assert parse("rootcause disk full", "inc-20261126-7qk3-api").rest == "disk full"
 
 
 async def test_unknown_incident_is_reported(slack_app) -> None:
