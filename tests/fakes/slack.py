@@ -7,6 +7,7 @@ shapes and error codes, so the real ``slack_sdk.AsyncWebClient`` talks to it
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -75,6 +76,10 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.api_url = ""
+        self.outage: Failure | None = None
+        """While set, every call is recorded and answered with this failure (:meth:`go_down`)."""
+        self.latency = 0.0
+        """Seconds each call takes before it is answered (keeps deliveries in flight)."""
 
     # ------------------------------------------------------------ control
 
@@ -99,6 +104,14 @@ class FakeSlack:
     def fail(self, method: str, **kwargs: Any) -> None:
         """Make the next call of ``method`` fail (see :class:`Failure`)."""
         self.failures.append(Failure(method=method, **kwargs))
+
+    def go_down(self, status: int = 503, error: str = "service_unavailable") -> None:
+        """Answer every call with HTTP ``status`` until :meth:`come_back` (nothing is applied)."""
+        self.outage = Failure(method="*", status=status, error=error)
+
+    def come_back(self) -> None:
+        """End the outage :meth:`go_down` began."""
+        self.outage = None
 
     def by_name(self, name: str) -> FakeChannel:
         return next(c for c in self.channels.values() if c.name == name.lstrip("#"))
@@ -149,6 +162,11 @@ class FakeSlack:
                 args.update(dict(await request.post()))
         call = Call(method=method, args=args, at=time.monotonic())
         self.calls.append(call)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if self.outage is not None:
+            body = {"ok": False, "error": self.outage.error}
+            return self._reply(call, body, self.outage.status)
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return self._reply(call, {"ok": False, "error": "invalid_auth"})
         failure = next((f for f in self.failures if f.method == method), None)
