@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from domain.models import Notification, NotifyResult
 
@@ -23,5 +23,20 @@ class Channel(Protocol):
         Raises:
             temporalio.exceptions.ApplicationError: non-retryable for permanent
                 failures, with ``next_retry_delay`` for rate limits.
+        """
+        ...
+
+
+@runtime_checkable
+class FileSharer(Protocol):
+    """A channel that can put a document in front of the incident's responders."""
+
+    async def share_file(
+        self, refs: dict[str, str], filename: str, content: bytes, comment: str
+    ) -> str | None:
+        """Share ``content`` once per ``filename``; returns why it was not shared, if so.
+
+        Raises:
+            temporalio.exceptions.ApplicationError: as :meth:`Channel.deliver` does.
         """
         ...

@@ -404,7 +404,12 @@ def _prompt(text: str) -> str:
     return f"> ✍️ **To fill in:** {text}"
 
 
-def postmortem_draft(view: IncidentView, *, action_items: Sequence[ActionItemRow] = ()) -> str:
+def postmortem_draft(
+    view: IncidentView,
+    *,
+    action_items: Sequence[ActionItemRow] = (),
+    action_items_unlisted: str | None = None,
+) -> str:
     """The process's "Post-Mortem Template", filled with everything the incident knows.
 
     Sections only people can write are left as marked prompts.
@@ -412,6 +417,7 @@ def postmortem_draft(view: IncidentView, *, action_items: Sequence[ActionItemRow
     Args:
         view: The incident as the ``view`` query shows it (its kept timeline).
         action_items: The incident's action items, when the tracker has any.
+        action_items_unlisted: Why the action items could not be listed, if so.
     """
     record = view.record
     numbers = figures(view)
@@ -492,7 +498,16 @@ def postmortem_draft(view: IncidentView, *, action_items: Sequence[ActionItemRow
         "",
         "## Action Items",
         "",
-        *_action_table(action_items),
+        *(
+            [
+                _prompt(
+                    f"the action items could not be listed ({inline(action_items_unlisted)}); "
+                    f"see `incident actions --incident {view.id}`."
+                )
+            ]
+            if action_items_unlisted
+            else _action_table(action_items)
+        ),
         "",
         "### Checklist Items Left Open",
         "",

@@ -11,7 +11,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.channels import Channel
+from activities.channels import Channel, FileSharer
 from activities.email import CustomerEmailChannel, SmtpSender
 from activities.jira import JiraIssues, new_jira_client
 from activities.notify import Notifier
@@ -143,7 +143,9 @@ def build_worker(
     setup = PolicyActivities(policy, notifier.channel_names)
     archive = TimelineArchive(archive_dir)
     drafts = PostmortemDrafts(
-        postmortems_dir or archive_dir.parent / "postmortems", archive=archive
+        postmortems_dir or archive_dir.parent / "postmortems",
+        archive=archive,
+        sharer=next((c for c in channels if isinstance(c, FileSharer)), None),
     )
     reports = MonthlyReports(
         client, reports_dir or archive_dir.parent / "reports", source=report_source

@@ -10,6 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.slack.api import SlackApi
 from activities.slack.directory import Person, SlackDirectory
+from activities.slack.files import share_once
 from activities.templates import Templates, Trusted
 from domain.comms import SlackPolicy, incident_channel_name
 from domain.models import Notification, NotificationKind, NotifyResult
@@ -70,6 +71,12 @@ class SlackChannel:
         self._templates = templates
         self._policy = policy
         self._directory = SlackDirectory(api, policy)
+
+    async def share_file(
+        self, refs: dict[str, str], filename: str, content: bytes, comment: str
+    ) -> str | None:
+        """Share a document in the incident's channel, once per file name."""
+        return await share_once(self._api, refs, filename, content, comment)
 
     async def deliver(self, notification: Notification) -> NotifyResult:
         """Post ``notification`` wherever it belongs in Slack, once."""

@@ -26,6 +26,7 @@ from activities.reports import charts_of
 from activities.slack.api import SlackApi
 from activities.slack.channel import METADATA_EVENT, slack_context
 from activities.slack.directory import SlackDirectory
+from activities.slack.files import share_once
 from activities.templates import Templates, Trusted
 from domain.comms import SlackPolicy
 from domain.models import Notification, NotificationKind, NotifyResult
@@ -53,6 +54,12 @@ class ReportingSlackChannel:
         self._client = api.client
         self._templates = templates
         self._directory = SlackDirectory(api, policy)
+
+    async def share_file(
+        self, refs: dict[str, str], filename: str, content: bytes, comment: str
+    ) -> str | None:
+        """Share a document in the incident's channel, once per file name."""
+        return await share_once(self._api, refs, filename, content, comment)
 
     async def deliver(self, notification: Notification) -> NotifyResult:
         """Post a monthly report once; hand anything else to the incident channel."""

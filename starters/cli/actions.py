@@ -23,7 +23,6 @@ from rich.console import Console
 from rich.table import Table
 from temporalio.client import (
     Client,
-    WorkflowExecution,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
@@ -36,7 +35,9 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain import action_listing
 from domain import search_attributes as sa
+from domain.action_listing import list_query, summarize
 from domain.actions import (
     ACTION_WORKFLOW_TYPE,
     MAX_TITLE,
@@ -385,50 +386,6 @@ def edit(
     _run(action)
 
 
-def list_query(
-    *, owner: str | None, incident: str | None, overdue: bool, include_closed: bool, now: datetime
-) -> str:
-    """The visibility query for ``incident actions`` (values validated, so safe to quote)."""
-    clauses = [f"WorkflowType = '{ACTION_WORKFLOW_TYPE}'"]
-    if include_closed:
-        clauses.append("ExecutionStatus != 'ContinuedAsNew'")
-    else:
-        clauses.append(f"{sa.ACTION_STATUS.name} = '{ActionStatus.OPEN.value}'")
-        clauses.append("ExecutionStatus = 'Running'")
-    if owner is not None:
-        clauses.append(f"{sa.ACTION_OWNER.name} = '{normalize_owner(owner)}'")
-    if incident is not None:
-        clauses.append(f"{sa.ACTION_INCIDENT.name} = '{incident}'")
-    if overdue:
-        clauses.append(f"{sa.ACTION_STATUS.name} = '{ActionStatus.OPEN.value}'")
-        clauses.append(f"{sa.ACTION_DUE_AT.name} < {int(now.timestamp())}")
-    return " AND ".join(clauses)
-
-
-async def summarize(execution: WorkflowExecution, now: datetime) -> ActionSummary:
-    """One row from a visibility record."""
-    attributes = execution.typed_search_attributes
-    memo = await execution.memo()
-    due_at = attributes.get(sa.ACTION_DUE_AT)
-    due = datetime.fromtimestamp(due_at, UTC) if due_at is not None else None
-    status = attributes.get(sa.ACTION_STATUS) or ""
-    completed = memo.get("completed_at")
-    return ActionSummary(
-        id=execution.id,
-        incident_id=attributes.get(sa.ACTION_INCIDENT) or "",
-        title=str(memo.get("title") or ""),
-        owner=attributes.get(sa.ACTION_OWNER) or "",
-        status=status,
-        due=due,
-        overdue=status == ActionStatus.OPEN.value and due is not None and due < now,
-        commander=memo.get("commander") or None,
-        completed_at=datetime.fromisoformat(completed) if completed else None,
-        on_time=memo.get("on_time"),
-        jira_key=memo.get("jira_key") or None,
-        jira_url=memo.get("jira_url") or None,
-    )
-
-
 @_reports
 def list_actions(
     owner: Annotated[str | None, typer.Option("--owner", metavar="NAME")] = None,
@@ -493,29 +450,7 @@ def _print_table(rows: list[ActionSummary]) -> None:
 
 async def incident_action_items(client: Client, incident_id: str) -> list[ActionItemRow]:
     """Every action item of ``incident_id`` (from visibility), as document table rows."""
-    now = datetime.now(UTC)
-    query = list_query(
-        owner=None, incident=incident_id, overdue=False, include_closed=True, now=now
-    )
     try:
-        rows = [await summarize(e, now) async for e in client.list_workflows(query, limit=500)]
+        return await action_listing.incident_action_items(client, incident_id)
     except RPCError as error:
         raise CliError(f"Temporal: {error.message}", exit_code=2) from None
-    rows.sort(key=lambda row: row.id)
-    return [
-        ActionItemRow(
-            action=row.title,
-            owner=row.owner,
-            due=row.due.date() if row.due else None,
-            status=_status(row),
-        )
-        for row in rows
-    ]
-
-
-def _status(row: ActionSummary) -> str:
-    if row.status == ActionStatus.DONE.value:
-        return "✅ done on time" if row.on_time else "✅ done late"
-    if row.status == ActionStatus.OPEN.value:
-        return "⚠️ overdue" if row.overdue else "⏳ open"
-    return "✖ dropped"
