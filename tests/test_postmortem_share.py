@@ -43,10 +43,10 @@ async def _eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
         await asyncio.sleep(0.1)
 
 
-def _drafts(fake: FakeSlack) -> list[str]:
-    return [
-        upload.filename for upload in fake.files.values() if "postmortem-draft" in upload.filename
-    ]
+def _drafts(fake: FakeSlack, incident_id: str) -> list[str]:
+    """Drafts of ``incident_id`` uploaded (the fake Slack is shared by the session's tests)."""
+    prefix = f"{incident_id}-postmortem-draft-"
+    return [name for name in (u.filename for u in fake.files.values()) if name.startswith(prefix)]
 
 
 async def test_draft_lists_action_items_and_is_shared_once_per_version(
