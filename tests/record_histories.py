@@ -33,6 +33,7 @@ from activities.channels import Channel
 from domain.models import (
     AcknowledgeInput,
     AlertEvent,
+    CheckInput,
     Declaration,
     DismissInput,
     NoteInput,
@@ -40,6 +41,7 @@ from domain.models import (
     NotifyResult,
     PhaseInput,
     PostmortemInput,
+    ReviewInput,
     Severity,
     SeverityInput,
     StatusUpdateInput,
@@ -131,6 +133,7 @@ async def full_lifecycle(env: WorkflowEnvironment, outbox: Outbox) -> None:
         await handle.execute_update(
             IncidentWorkflow.set_phase, PhaseInput(responder="bob", phase="fix")
         )
+        await handle.execute_update(IncidentWorkflow.check, CheckInput(responder="bob", item="2"))
         await handle.execute_update(
             IncidentWorkflow.post_update,
             StatusUpdateInput(responder="bob", text="rolling back", eta="15 min"),
@@ -142,7 +145,13 @@ async def full_lifecycle(env: WorkflowEnvironment, outbox: Outbox) -> None:
             IncidentWorkflow.set_phase, PhaseInput(responder="bob", phase="monitor")
         )
         await env.sleep(timedelta(hours=2, minutes=1))  # Monitor window: auto-resolve
-        await env.sleep(timedelta(hours=49))  # post-mortem reminder and deadline
+        resolved = (await handle.query(IncidentWorkflow.view)).resolved_at
+        assert resolved is not None
+        await handle.execute_update(
+            IncidentWorkflow.schedule_review,
+            ReviewInput(responder="bob", at=resolved + timedelta(hours=30), attendees=["@amy"]),
+        )
+        await env.sleep(timedelta(hours=49))  # review, post-mortem reminder and deadline
         await handle.execute_update(
             IncidentWorkflow.record_postmortem,
             PostmortemInput(responder="bob", url="https://wiki.example.com/pm/1"),

@@ -186,6 +186,12 @@ def test_recorded_histories_hold_what_they_are_named_after() -> None:
             if "startChildWorkflowExecutionInitiatedEventAttributes" in e
         ]
 
+    updates = [
+        e["workflowExecutionUpdateAcceptedEventAttributes"]["acceptedRequest"]["input"]["name"]
+        for e in events("incident_full_lifecycle")
+        if "workflowExecutionUpdateAcceptedEventAttributes" in e
+    ]
+    assert {"check", "schedule_review", "record_postmortem"} <= set(updates)
     assert "trigger_after_close" in signals("alert_group")
     assert continued("alert_group_after_continue_as_new")
     assert continued("incident_after_continue_as_new")
