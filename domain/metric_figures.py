@@ -14,6 +14,8 @@ from domain.measures import IncidentMeasures
 from domain.metric_rows import (
     ActionRow,
     IncidentRow,
+    is_abandoned,
+    is_open,
     is_resolved,
     time_to_acknowledge,
     time_to_detect,
@@ -58,13 +60,15 @@ class GroupFigures(BaseModel):
     """Figures of one group of incidents (a period, a month or a severity)."""
 
     declared: int = 0
-    """Incidents declared (= resolved + dismissed + open)."""
+    """Incidents declared (= resolved + dismissed + open + abandoned)."""
     resolved: int = 0
     """Resolved incidents: the ones the time metrics cover."""
     dismissed: int = 0
     """Dismissed as false alarms: in no time metric."""
     open: int = 0
     """Still open when read: counted here, in no mean."""
+    abandoned: int = 0
+    """Open, but their workflow ended (terminated, failed, timed out): in no mean."""
     ttd: Stat = Field(default_factory=Stat)
     """Time to detect; ``left_out`` = not measurable."""
     tta: Stat = Field(default_factory=Stat)
@@ -79,7 +83,7 @@ class GroupFigures(BaseModel):
     """Incidents (dismissed ones too) that missed the resolve SLA (counted from declaration)."""
 
 
-def group_figures(rows: Iterable[IncidentMeasures]) -> GroupFigures:
+def group_figures(rows: Iterable[IncidentRow]) -> GroupFigures:
     """The figures of ``rows``."""
     rows = list(rows)
     resolved = [row for row in rows if is_resolved(row)]
@@ -87,7 +91,8 @@ def group_figures(rows: Iterable[IncidentMeasures]) -> GroupFigures:
         declared=len(rows),
         resolved=len(resolved),
         dismissed=sum(row.dismissed for row in rows),
-        open=sum(row.phase.is_open for row in rows),
+        open=sum(is_open(row) for row in rows),
+        abandoned=sum(is_abandoned(row) for row in rows),
         ttd=stat([time_to_detect(row) for row in resolved]),
         tta=stat([time_to_acknowledge(row) for row in resolved]),
         ttm=stat([time_to_mitigate(row) for row in resolved]),

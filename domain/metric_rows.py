@@ -23,6 +23,9 @@ class IncidentRow(IncidentMeasures):
     """Incident ID (the workflow ID)."""
     title: str = ""
     """Title, from the memo."""
+    running: bool = True
+    """Whether its workflow still runs. An incident whose workflow ended in an open phase
+    (terminated, failed, timed out) is no longer open: it is counted as abandoned."""
 
 
 class ActionRow(BaseModel):
@@ -110,6 +113,16 @@ def time_to_resolve(row: IncidentMeasures) -> float | None:
     if row.dismissed:
         return None
     return _seconds(row.resolved_at, impact_start(row))
+
+
+def is_open(row: IncidentRow) -> bool:
+    """Open (Detect to Monitor) with its workflow still running."""
+    return row.phase.is_open and row.running
+
+
+def is_abandoned(row: IncidentRow) -> bool:
+    """Its workflow ended while the incident was open (terminated, failed, timed out)."""
+    return row.phase.is_open and not row.running
 
 
 def is_resolved(row: IncidentMeasures) -> bool:

@@ -42,6 +42,8 @@ from domain.metric_rows import (
     MetricsInput,
     Unmeasured,
     impact_start,
+    is_abandoned,
+    is_open,
     is_resolved,
     time_to_acknowledge,
     time_to_detect,
@@ -73,6 +75,8 @@ __all__ = [
     "find_repeats",
     "group_figures",
     "impact_start",
+    "is_abandoned",
+    "is_open",
     "is_resolved",
     "postmortem_figures",
     "stat",
@@ -194,7 +198,9 @@ def compute(
             for label in period.months()
         },
         open_by_phase={
-            phase: sum(row.phase is phase for row in mine) for phase in Phase if phase.is_open
+            phase: sum(row.phase is phase and is_open(row) for row in mine)
+            for phase in Phase
+            if phase.is_open
         },
         repeats=sorted(
             (repeats[row.id] for row in mine if row.id in repeats),

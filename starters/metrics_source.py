@@ -7,6 +7,7 @@ queried, described or replayed, so one read costs a page per 1,000 workflows.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -55,9 +56,30 @@ def action_query(since: datetime) -> str:
 
 
 async def listed(client: Client, query: str) -> AsyncIterator[WorkflowExecution]:
-    """Every workflow ``query`` matches, a page at a time."""
-    async for execution in client.list_workflows(query, page_size=PAGE_SIZE):
-        yield execution
+    """Every workflow ``query`` matches, a page at a time.
+
+    The server takes about as long to produce a page as this process takes to read one
+    (a visibility page is at most 1,000 workflows), so the next page is requested
+    before the current one is read.
+    """
+    pages = client.list_workflows(query, page_size=PAGE_SIZE)
+    await pages.fetch_next_page()
+    while True:
+        page, token = pages.current_page or [], pages.next_page_token
+        following: asyncio.Task[None] | None = None
+        if token:
+            pages = client.list_workflows(query, page_size=PAGE_SIZE, next_page_token=token)
+            following = asyncio.create_task(pages.fetch_next_page())
+        try:
+            for execution in page:
+                yield execution
+        except BaseException:  # the reader stopped early: drop the page it will not read
+            if following is not None:
+                following.cancel()
+            raise
+        if following is None:
+            return
+        await following
 
 
 async def incident_row(execution: WorkflowExecution) -> IncidentRow | None:
@@ -68,7 +90,12 @@ async def incident_row(execution: WorkflowExecution) -> IncidentRow | None:
         return None
     try:
         return IncidentRow.model_validate(
-            {**measures, "id": execution.id, "title": memo.get("title") or ""}
+            {
+                **measures,
+                "id": execution.id,
+                "title": memo.get("title") or "",
+                "running": execution.close_time is None,
+            }
         )
     except ValidationError:
         return None

@@ -33,6 +33,7 @@ from domain.metrics import (
     ActionRow,
     IncidentRow,
     find_repeats,
+    is_open,
     is_resolved,
     time_to_acknowledge,
     time_to_detect,
@@ -151,7 +152,7 @@ def gauges(
     now: datetime,
 ) -> dict[str, dict[Labels, float]]:
     """Gauge values: what is open now, and the policy's targets."""
-    open_now = Counter((r.phase.value, r.severity.value) for r in rows if r.phase.is_open)
+    open_now = Counter((r.phase.value, r.severity.value) for r in rows if is_open(r))
     phases = [phase.value for phase in Phase if phase.is_open]
     mttr: dict[Labels, float] = {
         ("mttr", s.value): t.total_seconds() for s, t in rules.mttr_targets.items()

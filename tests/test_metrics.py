@@ -94,6 +94,8 @@ INCIDENTS = [
         detected_at=D(28, 9, 59), acknowledged_at=D(28, 10, 1), mitigated_at=D(28, 10, 9),
         resolved_at=D(28, 10, 19), root_cause_key="cache/evict",
     ),
+    # K, P3: its workflow was terminated in Fix: abandoned, neither open nor in a mean.
+    incident("K", "P3", D(26, 9), phase=Phase.FIX, running=False, acknowledged_at=D(26, 9, 5)),
     # I, in July: J's key, but 125 days before J: no repeat.
     incident("I", "P3", D(1, 10, month=7), resolved_at=D(1, 11, month=7), root_cause_key="net/dns"),
     # J, P3: its alert started after the declaration: TTD not measurable; the impact
@@ -138,13 +140,14 @@ LISTING = MetricsInput(
 def test_counts_leave_dismissed_and_open_incidents_apart() -> None:
     figures = compute(NOVEMBER, LISTING)
     overall = figures.overall
-    # A B C D E F H J were declared in November; D dismissed, F open.
-    assert (overall.declared, overall.resolved, overall.dismissed, overall.open) == (8, 6, 1, 1)
+    # A B C D E F H J K were declared in November; D dismissed, F open, K abandoned.
+    assert (overall.declared, overall.resolved, overall.dismissed) == (9, 6, 1)
+    assert (overall.open, overall.abandoned) == (1, 1)
     assert figures.open_by_phase[Phase.INVESTIGATE] == 1
     assert sum(figures.open_by_phase.values()) == 1
     assert (overall.ack_sla_missed, overall.resolve_sla_missed) == (1, 1)  # C; B
     assert figures.unmeasured == ["INC-20261101-LGCY"]
-    assert [figures.by_severity[s].declared for s in Severity] == [2, 2, 2, 2]
+    assert [figures.by_severity[s].declared for s in Severity] == [2, 2, 2, 3]
 
 
 def test_time_metrics_cover_resolved_incidents_only() -> None:
@@ -237,7 +240,7 @@ def test_change_against_the_previous_period() -> None:
     figures = compute(NOVEMBER, LISTING, LISTING)
     assert figures.previous is not None and figures.previous.period.label == "2026-10"
     change = {c.figure: (c.current, c.previous, c.delta) for c in figures.changes}
-    assert change["declared"] == (8, 1, 7)
+    assert change["declared"] == (9, 1, 8)
     assert change["mttr"] == (3820, 2400, 1420)
     assert change["mttr P0"] == (5400, 2400, 3000)
     assert change["mttr P3"] == (3600, None, None)

@@ -280,6 +280,10 @@ def _lines(figures: PeriodFigures) -> list[Text]:
     return lines
 
 
+def _abandoned(count: int) -> str:
+    return f"; {count} abandoned (workflow ended while open)" if count else ""
+
+
 def print_figures(figures: PeriodFigures) -> None:
     """The figures as tables a person reads at a glance."""
     scope = [f"severity {figures.severity.value}"] if figures.severity else []
@@ -296,7 +300,7 @@ def print_figures(figures: PeriodFigures) -> None:
         heading,
         _severity_table(figures),
         _time_table(figures),
-        Text(f"Open: {phases}" if phases else "Open: none"),
+        Text(f"Open: {phases or 'none'}" + _abandoned(figures.overall.abandoned)),
         _target_table(figures),
         *_lines(figures),
     ]
