@@ -97,7 +97,10 @@ async def test_checklists_are_posted_ticked_and_left_open_items_kept(
 
         assert "ticked 'Check recent deployments'" in await _check(handle, "1")
         assert "already ticked by carol" in await _check(handle, "recent deployments")
-        assert await _rejected(handle, "coffee") == "CommandRejected: no item matches 'coffee'"
+        assert await _rejected(handle, "coffee") == (
+            "CommandRejected: Investigate checklist: no item matches 'coffee'; "
+            "another phase's item needs --phase"
+        )
         assert "give the number" in await _rejected(handle, "check")
         assert await _check(handle, "verify user reports", phase="detect")
         assert "unknown phase 'later'" in await _rejected(handle, "1", phase="later")
@@ -118,6 +121,10 @@ async def test_checklists_are_posted_ticked_and_left_open_items_kept(
         ),
         "Deploy to production": "system (entered Monitor)",
     }
+    resolve = {item.text: item.done_by for item in final.checklists[Phase.RESOLVE] if item.done}
+    assert resolve == {
+        "Update status page": "system (the built-in status page shows it resolved)"
+    }, "no status-page channel: the HTTP service's /status reads the incident itself"
     notes = [e.text for e in final.timeline if "checklist: ticked" in e.text]
     assert "Investigate checklist: ticked 'Check recent deployments'" in notes
     assert [e.actor for e in final.timeline if "'Verify user reports'" in e.text] == ["carol"]

@@ -11,6 +11,8 @@ from domain.models import Phase
 from domain.policy import Policy
 
 STATUS_RESOLVED = "resolved"
+STATUS_PAGE_CHANNEL = "statuspage"
+"""Name of the channel that updates an external status page."""
 """What the status-page channel reports in ``statuspage.status`` once it shows Resolved."""
 
 
@@ -57,6 +59,8 @@ def known_facts(state: IncidentState) -> dict[AutoTick, str]:
         facts[AutoTick.ALERTS_QUIET] = "every alert recovered"
     if state.refs.get("statuspage.status") == STATUS_RESOLVED:
         facts[AutoTick.STATUS_PAGE] = "status page shows Resolved"
+    elif _built_in_status_page(state) and not state.phase.is_open:
+        facts[AutoTick.STATUS_PAGE] = "the built-in status page shows it resolved"
     if "email.customer" in state.refs and state.resolved_at is not None:
         facts[AutoTick.CUSTOMERS] = "customer e-mail sent"
     if state.review is not None:
@@ -66,6 +70,13 @@ def known_facts(state: IncidentState) -> dict[AutoTick, str]:
     elif state.postmortem_recorded_at is not None:
         facts[AutoTick.POSTMORTEM_SCHEDULED] = "post-mortem recorded"
     return facts
+
+
+def _built_in_status_page(state: IncidentState) -> bool:
+    """Whether the public page is the HTTP service's own ``/status``, which reads the
+    incidents themselves (no status-page channel delivers to an external one)."""
+    external = STATUS_PAGE_CHANNEL in state.channels
+    return not external and bool(state.policy and state.policy.notifications.status_page_url)
 
 
 def tick_known(state: IncidentState, policy: Policy, now: datetime) -> list[str]:

@@ -565,6 +565,7 @@ class IncidentWorkflow:
             command.responder,
         )
         self._tick_known()
+        self._s.postmortem_draft_written = False  # the draft names the meeting
         return self._result(
             f"post-mortem review of {self._s.id} {verb} for {at:%Y-%m-%d %H:%M} UTC"
         )
@@ -586,6 +587,7 @@ class IncidentWorkflow:
         self._record(
             EventKind.NOTE, f"{phase.value} checklist: ticked {item.text!r}", command.responder
         )
+        self._s.postmortem_draft_written = False  # a draft lists the items left open
         left = len(checklist.open_texts(self._s, self.policy, phase))
         return self._result(f"ticked {item.text!r}; {left} item(s) of {phase.value} left")
 
@@ -602,7 +604,9 @@ class IncidentWorkflow:
         rejected(reason)
         assert phase is not None
         index, reason = find_item(checklist.items_of(self._s, self.policy, phase), command.item)
-        rejected(reason)
+        if reason is not None:
+            other = "" if command.phase else "; another phase's item needs --phase"
+            rejected(f"{phase.value} checklist: {reason}{other}")
         assert index is not None
         return phase, index
 

@@ -268,9 +268,7 @@ def add(
             )
         else:
             print(new_id)
-            render.print_warning(
-                f"added to {incident}: {item.owner}, due {when:%Y-%m-%d %H:%M} UTC"
-            )
+            render.print_note(f"added to {incident}: {item.owner}, due {when:%Y-%m-%d %H:%M} UTC")
 
     _run(action)
 

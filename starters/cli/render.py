@@ -119,6 +119,11 @@ def print_warning(message: str) -> None:
     _stderr().print(Text.assemble(("warning: ", "bold yellow"), safe(message)), soft_wrap=True)
 
 
+def print_note(message: str) -> None:
+    """One informational line on stderr (stdout keeps only what scripts capture)."""
+    _stderr().print(Text.assemble(("✓ ", "green"), safe(message)), soft_wrap=True)
+
+
 def print_result(result: CommandResult) -> None:
     """The workflow's one-line summary of a command."""
     line = Text.assemble(("✓ ", "green"), safe(result.message))
