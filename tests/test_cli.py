@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -116,7 +117,7 @@ def kinds(view: dict[str, Any]) -> list[str]:
     return [event["kind"] for event in view["timeline"]]
 
 
-async def test_declare_and_walk_an_incident_through_every_phase(cli: Cli) -> None:
+async def test_declare_and_walk_an_incident_through_every_phase(cli: Cli, tmp_path: Path) -> None:
     declared = await cli.ok(
         "declare",
         "Checkout returns 500s",
@@ -195,11 +196,31 @@ async def test_declare_and_walk_an_incident_through_every_phase(cli: Cli) -> Non
     resolved = await cli.ok("resolve", incident, "--note", "error rate normal")
     assert "Resolve" in resolved.stdout
     assert "due" in (await cli.ok("postmortem", incident)).stdout
-    done = await cli.json("postmortem", incident, "--done", "--url", "https://wiki/pm/42")
-    assert done["phase"] == "Resolve" and "closed" in done["message"]
+    meeting = (datetime.now(UTC) + timedelta(hours=2)).strftime("%Y-%m-%d %H:%M")
+    scheduled = await cli.ok("postmortem", incident, "--schedule", meeting, "--attendees", "@bob")
+    assert f"scheduled for {meeting} UTC" in scheduled.stdout
+    assert f"review meeting: {meeting}" in (await cli.ok("postmortem", incident)).stdout
+    data_dir = tmp_path / "data"
+    document = tmp_path / "final.md"
+    document.write_text("# Post-Mortem\n\nThe final one.\n")
+    done_text = await cli.ok(
+        "postmortem",
+        incident,
+        "--done",
+        "--url",
+        "https://wiki/pm/42",
+        "--file",
+        str(document),
+        INCIDENT_DATA_DIR=str(data_dir),
+    )
+    assert "closed" in done_text.stdout
 
     final = await cli.json("show", incident)
     assert final["closed"] is True and final["postmortem_url"] == "https://wiki/pm/42"
+    kept = final["postmortem_document"]
+    assert kept["sha256"] == hashlib.sha256(document.read_bytes()).hexdigest()
+    assert Path(kept["path"]).parent == (data_dir / "postmortems" / "final").resolve()
+    assert Path(kept["path"]).read_bytes() == document.read_bytes()
     assert (final["severity"], final["commander"], final["eta"]) == ("P0", "bob", "~20 min")
     assert kinds(final) == [
         "declared",
@@ -211,10 +232,13 @@ async def test_declare_and_walk_an_incident_through_every_phase(cli: Cli) -> Non
         "phase_changed",
         "phase_changed",
         "resolved",
+        "note",
         "postmortem_recorded",
         "closed",
     ]
-    actors = {event["kind"]: event["actor"] for event in final["timeline"]}
+    actors: dict[str, str] = {}
+    for event in final["timeline"]:
+        actors.setdefault(event["kind"], event["actor"])
     assert actors["acknowledged"] == "bob" and actors["note"] == "carol"
     assert actors["severity_changed"] == "alice"
 
