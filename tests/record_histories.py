@@ -41,6 +41,7 @@ from domain.models import (
     NotifyResult,
     PhaseInput,
     PostmortemInput,
+    RecordInput,
     ReviewInput,
     Severity,
     SeverityInput,
@@ -56,6 +57,8 @@ from workflows.alert_intake import OPENING_DECISION_SIGNAL, AlertIntakeWorkflow,
 from workflows.incident import IncidentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
+RECORDED_VIEW = Path(__file__).parent / "golden" / "recorded_view.json"
+"""The full-lifecycle incident's view just before its post-mortem is recorded."""
 
 _WORKFLOW_TASK_EVENTS = {
     EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
@@ -134,6 +137,23 @@ async def full_lifecycle(env: WorkflowEnvironment, outbox: Outbox) -> None:
             IncidentWorkflow.set_phase, PhaseInput(responder="bob", phase="fix")
         )
         await handle.execute_update(IncidentWorkflow.check, CheckInput(responder="bob", item="2"))
+        declared_at = (await handle.query(IncidentWorkflow.view)).declared_at
+        await handle.execute_update(
+            IncidentWorkflow.set_record,
+            RecordInput(
+                responder="dave",
+                users_affected="12%",
+                services_down=["api", "checkout|payments"],
+                data_loss=False,
+                revenue_impact=1200,
+                customer_complaints=4,
+                root_cause="A bad config in deploy 4411 | *not* a [link](http://x)",
+                root_cause_key="deploy/bad-config",
+                resolution="Rolled back to 4410",
+                fix_strategy="rollback",
+                impact_started=declared_at - timedelta(minutes=8),
+            ),
+        )
         await handle.execute_update(
             IncidentWorkflow.post_update,
             StatusUpdateInput(responder="bob", text="rolling back", eta="15 min"),
@@ -152,6 +172,9 @@ async def full_lifecycle(env: WorkflowEnvironment, outbox: Outbox) -> None:
             ReviewInput(responder="bob", at=resolved + timedelta(hours=30), attendees=["@amy"]),
         )
         await env.sleep(timedelta(hours=49))  # review, post-mortem reminder and deadline
+        # The view the documents' golden files are rendered from (tests/test_documents.py).
+        recorded = await handle.query(IncidentWorkflow.view)
+        RECORDED_VIEW.write_text(recorded.model_dump_json(indent=1) + "\n")
         await handle.execute_update(
             IncidentWorkflow.record_postmortem,
             PostmortemInput(responder="bob", url="https://wiki.example.com/pm/1"),

@@ -162,6 +162,36 @@ def test_postmortem_draft_matches_its_golden_file() -> None:
     _golden("postmortem_draft.md", postmortem_draft(resolved_p1()))
 
 
+def recorded() -> IncidentView:
+    """A real incident's view, saved by ``python -m tests.record_histories
+    incident_full_lifecycle`` from the workflow (escalation, severity change, recurrence,
+    record, checklist tick, review meeting, post-mortem reminder and deadline)."""
+    return IncidentView.model_validate_json((GOLDEN / "recorded_view.json").read_text())
+
+
+def test_documents_of_a_recorded_incident_match_their_golden_files() -> None:
+    view = recorded()
+    document, draft = incident_document(view), postmortem_draft(view)
+    _golden("recorded_incident_document.md", document)
+    _golden("recorded_postmortem_draft.md", draft)
+    declared = view.declared_at
+    assert f"**Started:** {declared - timedelta(minutes=8):%Y-%m-%d %H:%M} UTC  " in document
+    assert "**Revenue Impact:** $1,200  " in document
+    assert "A bad config in deploy 4411 \\| \\*not\\* a \\[link\\](http://x)" in document
+    assert "- [x] Immediate fix deployed" in document and "- [x] Post-mortem scheduled" in document
+    assert "**Attendees:** @bob, @alice, @dave  " in draft, "everyone who acted, no timers"
+    assert "**Review Meeting:** " in draft and "with @amy" in draft
+    assert "| Time to detect | 8 min | under 5 min |" in draft
+    assert "- ❌ acknowledged in 70 min against a 15 min SLA" in draft
+    assert "- ❌ 2 escalation pages before acknowledgement" in draft
+    assert "- ❌ 1 recurrence during Monitor" in draft
+    assert "Fix: Implement fix (code, config, infrastructure)" not in draft, "ticked by bob"
+    assert "- [ ] Fix: Test fix in staging" in draft
+    kinds = {event.kind for event in view.timeline}
+    for kind in (EventKind.ESCALATION_PAGE, EventKind.RECURRENCE, EventKind.SEVERITY_CHANGED):
+        assert kind in kinds, kind
+
+
 def test_incident_document_has_every_section_of_the_template() -> None:
     document = incident_document(resolved_p1())
     assert _headings(document) == [
