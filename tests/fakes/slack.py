@@ -118,7 +118,7 @@ class FakeSlack:
 
     def posts(self, channel: str | None = None) -> list[dict[str, Any]]:
         """Messages really posted (in order), optionally only in one channel (name or ID)."""
-        out = []
+        out: list[dict[str, Any]] = []
         for ch in self.channels.values():
             if channel is None or channel in (ch.id, ch.name, "#" + ch.name):
                 out.extend({**m, "channel": ch.id} for m in ch.messages)
@@ -196,7 +196,8 @@ class FakeSlack:
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return {"ok": False, "error": "unknown_method"}
-        return handler(args)
+        answer: dict[str, Any] = handler(args)
+        return answer
 
     def _channel(self, args: dict[str, Any]) -> FakeChannel | None:
         return self.channels.get(str(args.get("channel", "")))
