@@ -153,6 +153,7 @@ def run_cli(stack: Stack, *args: str) -> tuple[float, str]:
         "TEMPORAL_NAMESPACE": stack.client.namespace,
         "INCIDENT_TASK_QUEUE": stack.task_queue,
         "COLUMNS": "160",
+        "PYTHONPATH": str(Path.cwd()),  # the code the stack runs, also from a snapshot
     }
     started = time.monotonic()
     result = subprocess.run(
@@ -171,7 +172,7 @@ def run_cli(stack: Stack, *args: str) -> tuple[float, str]:
 async def main(args: argparse.Namespace) -> None:
     month = f"{datetime.now(UTC):%Y-%m}"
     print(f"metrics_scale: {args.incidents} incidents, concurrency {args.concurrency}")
-    async with running_stack(name="metrics", policy_toml=POLICY_TOML) as stack:
+    async with running_stack(name="metrics", policy_toml=POLICY_TOML, keep=args.keep) as stack:
         limit = args.max_seed_minutes * 60
         seeded, seconds = await seed(stack, args.incidents, args.concurrency, limit)
         print(f"seeded {seeded} in {seconds:.0f} s ({seeded / seconds:.1f}/s)")
@@ -205,6 +206,7 @@ def cli() -> None:
     parser.add_argument("--incidents", type=int, default=10_000, help="closed incidents to seed")
     parser.add_argument("--concurrency", type=int, default=24, help="incidents seeded at once")
     parser.add_argument("--runs", type=int, default=3, help="timed runs of incident metrics")
+    parser.add_argument("--keep", action="store_true", help="keep the stack's logs")
     parser.add_argument(
         "--max-seed-minutes",
         type=float,
