@@ -11,12 +11,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
 from domain.models import AcknowledgeInput, DismissInput, PhaseInput, RecordInput, Severity
 from domain.policy import policy_from_mapping
 from starters.cli.app import app
+from starters.cli.metrics import choose_period
+from starters.cli.session import CliError
 from tests.conftest import new_worker
 from tests.helpers import Handle, declare, view
 from workflows.incident import IncidentWorkflow
@@ -176,3 +179,26 @@ async def test_metrics_of_real_incidents(dev_env: WorkflowEnvironment, tmp_path:
 
     assert f"{second.id} repeats {first.id} (root cause db/pool)" in table
     assert "✗ missed" in table and "1 late" in table and "1 dropped" in table
+
+
+def test_the_period_options() -> None:
+    now = datetime(2026, 11, 27, 10, tzinfo=UTC)
+    assert choose_period(None, None, None, now).label == "2026-11"
+    assert choose_period("2026-10", None, None, now).end == datetime(2026, 11, 1, tzinfo=UTC)
+    week = choose_period(None, "2026-11-03", "2026-11-09", now)
+    assert (week.start, week.end) == (D(3), D(10))  # --until: that whole day
+    ending = choose_period(None, None, "2026-11-09", now)
+    assert (ending.start, ending.end) == (D(10) - timedelta(days=30), D(10))
+    since = choose_period(None, "2026-11-20 06:30", None, now)
+    assert (since.start, since.end) == (D(20) + timedelta(hours=6, minutes=30), now)
+    for bad in (
+        ("2026-11", "2026-11-01", None),
+        (None, "yesterday", None),
+        ("11/2026", None, None),
+    ):
+        with pytest.raises(CliError):
+            choose_period(*bad, now)
+
+
+def D(day: int) -> datetime:  # noqa: N802
+    return datetime(2026, 11, day, tzinfo=UTC)

@@ -67,7 +67,8 @@ def parse_moment(text: str, *, end_of_day: bool) -> datetime:
 
 
 def choose_period(month: str | None, since: str | None, until: str | None, now: datetime) -> Period:
-    """The period the options name (default: the current UTC month).
+    """The period the options name (default: the current UTC month; ``--since`` alone ends
+    now, ``--until`` alone starts 30 days before).
 
     Raises:
         CliError: for conflicting or invalid options.
@@ -79,8 +80,8 @@ def choose_period(month: str | None, since: str | None, until: str | None, now: 
             return Period.month(month)
         if since is None and until is None:
             return Period.month(f"{now:%Y-%m}")
-        start = parse_moment(since, end_of_day=False) if since else now - timedelta(days=30)
         end = parse_moment(until, end_of_day=True) if until else now
+        start = parse_moment(since, end_of_day=False) if since else end - timedelta(days=30)
         return Period.between(start, end)
     except ValueError as error:
         raise CliError(str(error)) from None
