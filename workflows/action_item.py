@@ -21,7 +21,6 @@ Jira outage delays only the issue, never a reminder.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -65,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import delivery
     from workflows.history import history_full
     from workflows.jira_export import export_to_jira
+    from workflows.single_timer import SingleTimer
 
 
 class ClockKind(StrEnum):
@@ -197,8 +197,7 @@ class ActionItemWorkflow:
 
     async def _run_clocks(self) -> bool:
         """Fire due clocks and sleep until the next; True means continue-as-new."""
-        timer: asyncio.Task[None] | None = None
-        armed_for: Clock | None = None
+        timer = SingleTimer(keep_earlier=False)
         try:
             while True:
                 self._fire_due_clocks()
@@ -208,22 +207,13 @@ class ActionItemWorkflow:
                 if self._history_full():
                     return True
                 armed = armed_clocks(self._s)
-                upcoming = armed[0] if armed else None
-                if timer is not None and (timer.done() or upcoming != armed_for):
-                    timer.cancel()
-                    timer = None
-                if upcoming is not None and timer is None:
-                    delay = max(upcoming.when - workflow.now(), timedelta(milliseconds=1))
-                    timer = asyncio.create_task(workflow.sleep(delay, summary=upcoming.label))
-                    armed_for = upcoming
+                timer.arm(armed[0] if armed else None)
                 self._wake = False
-                await workflow.wait_condition(self._woken_by(timer))
+                await workflow.wait_condition(
+                    lambda: self._wake or timer.fired or self._history_full()
+                )
         finally:
-            if timer is not None:
-                timer.cancel()
-
-    def _woken_by(self, timer: asyncio.Task[None] | None) -> Callable[[], bool]:
-        return lambda: self._wake or (timer is not None and timer.done()) or self._history_full()
+            timer.cancel()
 
     # -------------------------------------------------------------- clocks
 

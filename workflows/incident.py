@@ -25,7 +25,6 @@ activation on replay.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -61,7 +60,6 @@ with workflow.unsafe.imports_passed_through():
         presentation,
         transitions,
     )
-    from workflows.clocks import Clock
     from workflows.history import history_full
     from workflows.incident_alerts import MAX_TRACKED_ALERTS, IncidentAlerts
     from workflows.incident_background import IncidentBackground
@@ -73,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         reject_if,
     )
     from workflows.incident_followup import IncidentFollowUp
+    from workflows.single_timer import SingleTimer
 
 __all__ = [
     "CLOSED_TRIGGER_SIGNAL",
@@ -171,8 +170,9 @@ class IncidentWorkflow(IncidentClocks, IncidentAlerts, IncidentFollowUp, Inciden
 
     async def _run_clocks(self) -> bool:
         """Fire due deadlines and sleep until the next one; True means continue-as-new."""
-        timer: asyncio.Task[None] | None = None
-        armed_for: Clock | None = None
+        # Re-armed only for an earlier deadline: a flapping alert pushes the settle
+        # deadline back on every recovery, and costs no timer events.
+        timer = SingleTimer(keep_earlier=True)
         try:
             while True:
                 self._fire_due_clocks()
@@ -183,32 +183,13 @@ class IncidentWorkflow(IncidentClocks, IncidentAlerts, IncidentFollowUp, Inciden
                 if self._history_full():
                     return True
                 armed = clocks.armed_clocks(self._s, self.policy)
-                upcoming = armed[0] if armed else None
-                # Re-arm only for an earlier deadline: a timer that fires early just wakes
-                # the loop, which arms the next one. A flapping alert pushes the settle
-                # deadline back on every recovery; it costs no timer events now.
-                if timer is not None and (
-                    timer.done()
-                    or (
-                        upcoming is not None
-                        and armed_for is not None
-                        and upcoming.when < armed_for.when
-                    )
-                ):
-                    timer.cancel()
-                    timer = None
-                if upcoming is not None and timer is None:
-                    delay = max(upcoming.when - workflow.now(), timedelta(milliseconds=1))
-                    timer = asyncio.create_task(workflow.sleep(delay, summary=upcoming.label))
-                    armed_for = upcoming
+                timer.arm(armed[0] if armed else None)
                 self._wake = False
-                await workflow.wait_condition(self._woken_by(timer))
+                await workflow.wait_condition(
+                    lambda: self._wake or timer.fired or self._history_full()
+                )
         finally:
-            if timer is not None:
-                timer.cancel()
-
-    def _woken_by(self, timer: asyncio.Task[None] | None) -> Callable[[], bool]:
-        return lambda: self._wake or (timer is not None and timer.done()) or self._history_full()
+            timer.cancel()
 
     @workflow.update
     async def acknowledge(self, command: AcknowledgeInput) -> CommandResult:
