@@ -204,15 +204,26 @@ async def http_status(port: int, method: str, path: str, body: bytes = b"") -> i
 
 @asynccontextmanager
 async def running_cluster(
-    *, name: str, policy_toml: str, workers: int = 2, https: int = 2, keep: bool = False
+    *,
+    name: str,
+    policy_toml: str,
+    workers: int = 2,
+    https: int = 2,
+    slack: bool = True,
+    keep: bool = False,
 ) -> AsyncIterator[Cluster]:
-    """The cluster on free ports, every process stopped (and the directory removed) on exit."""
+    """The cluster on free ports, every process stopped (and the directory removed) on exit.
+
+    Args:
+        slack: whether the workers deliver to the fake Slack; without it their only
+            channel is the outbox, as ``make run`` without credentials.
+    """
     data_dir = Path(tempfile.mkdtemp(prefix=f"incident-{name}-"))
     policy_path = data_dir / "policy.toml"
     policy_path.write_text(policy_toml, encoding="utf-8")
-    slack = FakeSlack()
-    await slack.start()
-    slack.add_channel("incidents", channel_id="CINCIDENTS")
+    fake = FakeSlack()
+    await fake.start()
+    fake.add_channel("incidents", channel_id="CINCIDENTS")
     config = DevServerConfig(
         db_file=data_dir / "temporal.db", port=free_port(), ui_port=free_port()
     )
@@ -226,7 +237,9 @@ async def running_cluster(
         "INCIDENT_DATA_DIR": str(data_dir),
         "INCIDENT_POLICY": str(policy_path),
     }
-    worker_env = common | {"SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.api_url}
+    worker_env = common | (
+        {"SLACK_BOT_TOKEN": fake.token, "SLACK_API_URL": fake.api_url} if slack else {}
+    )
     ports = [free_port() for _ in range(https)]
     cluster = Cluster(
         data_dir=data_dir,
@@ -256,7 +269,7 @@ async def running_cluster(
             for i, port in enumerate(ports)
         ],
         http_ports=ports,
-        slack=slack,
+        slack=fake,
         address=config.address,
         policy_path=policy_path,
         cli_env=common | {"INCIDENT_USER": "alice"},
@@ -273,7 +286,7 @@ async def running_cluster(
     finally:
         for process in (*cluster.https, *cluster.workers, cluster.server):
             process.stop()
-        await slack.stop()
+        await fake.stop()
         if keep:
             print(f"kept {data_dir} (server.log, worker*.log, http*.log, outbox.jsonl)")
         else:

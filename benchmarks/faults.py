@@ -503,9 +503,12 @@ async def http_kill(cluster: Cluster, run: Run, seconds: float, rate: float) -> 
 
 async def server_kill(
     cluster: Cluster, run: Run, policy: Policy, ids: list[str], outage: float
-) -> None:
-    """Fault 3."""
+) -> list[str]:
+    """Fault 3; returns the incidents it opened."""
     print("\n3. dev server kill -9, restart on its database file", flush=True)
+    fresh = await open_incidents(cluster, run, ["v-1", "v-2", "v-3"], "P1")
+    await asyncio.sleep(8)  # their escalation pages come due during the outage
+    ids = [*ids, *fresh]
     running = [i for i, v in (await views(cluster, ids)).items() if v is not None and not v.closed]
     killed_at = now()
     cluster.server.kill9()
@@ -577,6 +580,7 @@ async def server_kill(
         ", ".join(f"{status}: {count}" for status, count in statuses.items())
         + f" over {statuses.total()} probes answered during the outage",
     )
+    return fresh
 
 
 async def slack_outage(
@@ -650,10 +654,7 @@ async def main(options: argparse.Namespace) -> bool:
         if "http" in only:
             ids += await http_kill(cluster, run, options.http_seconds, options.rate)
         if "server" in only:
-            if not ids:
-                ids += await open_incidents(cluster, run, ["v-1", "v-2", "v-3"], "P1")
-                await asyncio.sleep(15)
-            await server_kill(cluster, run, policy, ids, options.server_outage)
+            ids += await server_kill(cluster, run, policy, ids, options.server_outage)
         if "slack" in only:
             await slack_outage(cluster, run, ids, options.slack_outage, options.recovery)
     print(
