@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit install test-peers bench bench-flap bench-keys bench-metrics clean
+.PHONY: run test lint typecheck unit install test-peers bench bench-flap bench-keys bench-metrics bench-faults bench-new-incidents bench-first-notification clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,17 @@ bench-keys: $(STAMP)
 # Issue 10: incident metrics over 10,000 closed incidents (METRICS_ARGS="--incidents 2000").
 bench-metrics: $(STAMP)
 	$(BIN)/python -m benchmarks.metrics_scale $(METRICS_ARGS)
+
+# Issue 11: fault proofs against 2 workers and 2 HTTP processes (FAULTS_ARGS="--slack-outage 30"),
+# new incidents per second and alert → first notification on the embedded WAL dev server.
+bench-faults: $(STAMP)
+	$(BIN)/python -m benchmarks.faults $(FAULTS_ARGS)
+
+bench-new-incidents: $(STAMP)
+	$(BIN)/python -m benchmarks.new_incidents
+
+bench-first-notification: $(STAMP)
+	$(BIN)/python -m benchmarks.first_notification
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
