@@ -10,9 +10,10 @@ is raised out of the way. For each concurrency it prints:
 
 - accepted/s: alerts answered 2xx (the group has started the incident);
 - opened/s: incidents whose DECLARED line reached the outbox, first POST to last line;
-- the answer's latency, and the history events and workflow tasks one new
-  incident costs (its own history so far, its alert group's, and its share of
-  the intake's).
+- the answer's latency, the history events and workflow tasks one new incident
+  costs (its own history so far and its alert group's), and the CPU seconds per
+  new incident of each process (dev server, worker, HTTP service, this load
+  generator), which says where the two cores go.
 
     .venv/bin/python -m benchmarks.new_incidents --incidents 200 --concurrency 1 --concurrency 16
 """
@@ -56,6 +57,20 @@ def request(port: int, key: str) -> bytes:
     return head.encode() + body
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_process(cluster: Cluster) -> dict[str, float]:
+    """CPU seconds so far of the server, the worker, the HTTP service and this process."""
+    processes = [cluster.server, cluster.workers[0], cluster.https[0]]
+    used = {p.name: cpu_seconds(p.popen.pid) for p in processes if p.popen is not None}
+    used["load generator"] = cpu_seconds(os.getpid())
+    return used
+
+
 @dataclass
 class Level:
     """One concurrency's run."""
@@ -67,6 +82,8 @@ class Level:
     declared: dict[str, float] = field(default_factory=dict)
     failed: int = 0
     first: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds each process used during the level."""
 
 
 async def post_all(cluster: Cluster, level: Level, keys: list[str]) -> None:
@@ -134,10 +151,13 @@ async def run_level(cluster: Cluster, concurrency: int, count: int, prefix: str)
     tail.skip_existing()
     stop = asyncio.Event()
     watcher = asyncio.create_task(watch_outbox(tail, level, stop))
+    before = cpu_by_process(cluster)
     await post_all(cluster, level, [f"{prefix}-{n}" for n in range(count)])
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not set(level.answered) <= set(level.declared):
         await asyncio.sleep(0.1)
+    after = cpu_by_process(cluster)
+    level.cpu = {name: after[name] - before[name] for name in after}
     stop.set()
     await watcher
     return level
@@ -161,6 +181,17 @@ def report(level: Level, events: float, tasks: float) -> float:
         "(incident + alert group)",
         flush=True,
     )
+    if opened:
+        wall = max(opened) - level.first
+        shares = ", ".join(
+            f"{name} {seconds / len(opened) * 1000:.0f} ms" for name, seconds in level.cpu.items()
+        )
+        total = sum(level.cpu.values())
+        print(
+            f"       CPU per new incident: {shares}; all together {total / wall:.2f} of "
+            f"{os.cpu_count()} CPUs busy",
+            flush=True,
+        )
     return opened_rate
 
 
