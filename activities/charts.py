@@ -11,14 +11,16 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 from pydantic import Field
 
 from domain.durations import format_duration
 from domain.models import Severity, _Model
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
 SEVERITY_COLORS = {
     Severity.P0: "#c0392b",
@@ -78,7 +80,7 @@ def incidents_per_week_png(weeks: Sequence[WeekCounts], *, title: str) -> bytes:
     axes.set_xlabel("week starting")
     axes.set_ylabel("incidents declared")
     axes.set_ylim(0, max([*bottom, 1]) * 1.15)
-    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.yaxis.set_major_locator(_integer_ticks())
     axes.legend(title="severity", loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     axes.set_title(title)
     axes.grid(axis="y", alpha=0.3)
@@ -132,9 +134,20 @@ def _hours_text(seconds: float) -> str:
 
 
 def _figure() -> Figure:
+    # matplotlib is imported here, not with the module: it costs half a second, and the
+    # CLI imports this module without drawing anything.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(8, 4), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)  # attaches itself: savefig renders with Agg, whatever the backend
     return figure
+
+
+def _integer_ticks() -> MaxNLocator:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
 
 
 def _png(figure: Figure) -> bytes:
