@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
@@ -31,7 +32,7 @@ from domain.launch import initial_search_attributes, memo
 from domain.models import Declaration, NoteInput, Severity
 from domain.policy import Policy
 from starters.cli import app
-from starters.incidents import new_incident_id
+from starters.incidents import new_incident_id, start_incident
 from tests.conftest import new_worker
 from tests.helpers import declare
 from workflows.alert_group import AlertGroupWorkflow, GroupInput, alert_group_id
@@ -470,3 +471,30 @@ async def test_unreachable_temporal_names_the_address(tmp_path: Path) -> None:
     assert (code, out) == (2, b"")
     assert f"Temporal at {address} (namespace default): connection refused".encode() in err
     assert b"Traceback" not in err
+
+
+async def test_a_generated_id_already_taken_is_replaced(dev_env: WorkflowEnvironment) -> None:
+    client = dev_env.client
+    async with new_worker(client) as worker:
+        taken = await start_incident(
+            client, Declaration(title="first", severity=Severity.P3), task_queue=worker.task_queue
+        )
+        fresh = new_incident_id()
+        ids = iter([taken.id, fresh])
+        second = await start_incident(
+            client,
+            Declaration(title="second", severity=Severity.P3),
+            task_queue=worker.task_queue,
+            new_id=lambda: next(ids),
+        )
+        with pytest.raises(WorkflowAlreadyStartedError):
+            await start_incident(
+                client,
+                Declaration(title="third", severity=Severity.P3),
+                task_queue=worker.task_queue,
+                incident_id=taken.id,
+            )
+        titles = [(await h.query(IncidentWorkflow.view)).title for h in (taken, second)]
+        for handle in (taken, second):
+            await handle.terminate("test over")
+    assert second.id == fresh and titles == ["first", "second"]
