@@ -210,6 +210,7 @@ async def running_cluster(
     workers: int = 2,
     https: int = 2,
     slack: bool = True,
+    worker_env: dict[str, str] | None = None,
     keep: bool = False,
 ) -> AsyncIterator[Cluster]:
     """The cluster on free ports, every process stopped (and the directory removed) on exit.
@@ -217,6 +218,7 @@ async def running_cluster(
     Args:
         slack: whether the workers deliver to the fake Slack; without it their only
             channel is the outbox, as ``make run`` without credentials.
+        worker_env: more environment for the workers (``INCIDENT_WORKER_*`` tuning).
     """
     data_dir = Path(tempfile.mkdtemp(prefix=f"incident-{name}-"))
     policy_path = data_dir / "policy.toml"
@@ -237,9 +239,8 @@ async def running_cluster(
         "INCIDENT_DATA_DIR": str(data_dir),
         "INCIDENT_POLICY": str(policy_path),
     }
-    worker_env = common | (
-        {"SLACK_BOT_TOKEN": fake.token, "SLACK_API_URL": fake.api_url} if slack else {}
-    )
+    slack_env = {"SLACK_BOT_TOKEN": fake.token, "SLACK_API_URL": fake.api_url} if slack else {}
+    workers_env = common | slack_env | (worker_env or {})
     ports = [free_port() for _ in range(https)]
     cluster = Cluster(
         data_dir=data_dir,
@@ -249,7 +250,7 @@ async def running_cluster(
             Process(
                 f"worker {i + 1}",
                 [sys.executable, "-m", "workers.main"],
-                worker_env,
+                workers_env,
                 data_dir / f"worker{i + 1}.log",
             )
             for i in range(workers)

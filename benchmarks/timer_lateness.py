@@ -94,14 +94,23 @@ async def open_all(cluster: Cluster, count: int, samples: list[str]) -> list[str
 async def main(options: argparse.Namespace) -> bool:
     """Open, keep open, read every timeline; True when the targets are met."""
     policy = policy_from_mapping(tomllib.loads(POLICY), source="timer lateness policy")
+    cache = options.max_cached_workflows
+    tuning = {"INCIDENT_WORKER_MAX_CACHED_WORKFLOWS": str(cache)} if cache is not None else {}
     async with running_cluster(
-        name="timers", policy_toml=POLICY, workers=1, https=1, slack=False, keep=options.keep
+        name="timers",
+        policy_toml=POLICY,
+        workers=1,
+        https=1,
+        slack=False,
+        worker_env=tuning,
+        keep=options.keep,
     ) as cluster:
         worker = cluster.workers[0].popen
         assert worker is not None
         print(
             f"{options.incidents} P3 incidents, updates every 60 s, 1 worker (outbox only, "
-            f"SDK defaults: sticky cache 1,000), dev server in WAL mode; {os.cpu_count()} "
+            f"sticky cache {cache if cache is not None else '1,000 (SDK default)'}; each "
+            f"incident and its alert group take a place), dev server in WAL mode; {os.cpu_count()} "
             f"CPUs, load average {os.getloadavg()[0]:.2f}",
             flush=True,
         )
@@ -154,6 +163,9 @@ def _options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--incidents", type=int, default=1000, help="open incidents (1000)")
     parser.add_argument("--observe", type=float, default=180.0, help="seconds all open (180)")
+    parser.add_argument(
+        "--max-cached-workflows", type=int, help="the worker's sticky cache (SDK default 1000)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return parser.parse_args()
 
