@@ -13,8 +13,10 @@ from typing import Any
 import hypothesis  # noqa: F401 - see below
 import pytest
 import pytest_asyncio
+from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -27,7 +29,7 @@ from domain import search_attributes as sa
 from domain.policy import Policy
 from tests.fakes.slack import FakeSlack
 from workers.binaries import find_binary
-from workers.devserver import local_environment
+from workers.devserver import ensure_search_attributes, local_environment
 from workers.wiring import build_worker
 
 # hypothesis is imported up front: its pytest plugin otherwise imports it at the
@@ -224,3 +226,21 @@ async def terminate_later() -> AsyncIterator[list[Any]]:
             await handle.terminate(reason="test finished")
         except RPCError:
             pass
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def namespace(dev_env: WorkflowEnvironment) -> Client:
+    """A client on a namespace of this test's own: its listings hold only its workflows."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    await dev_env.client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(
+            namespace=name, workflow_execution_retention_period=Duration(seconds=86_400)
+        )
+    )
+    client = await Client.connect(
+        dev_env.client.service_client.config.target_host,
+        namespace=name,
+        data_converter=pydantic_data_converter,
+    )
+    await ensure_search_attributes(client)
+    return client

@@ -25,11 +25,8 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
-import pytest_asyncio
-from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import (
     Client,
     ScheduleAlreadyRunningError,
@@ -37,7 +34,6 @@ from temporalio.client import (
     WorkflowExecutionStatus,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -66,7 +62,6 @@ from starters.cli import app
 from tests.conftest import Outbox, new_worker
 from tests.fakes.slack import FakeSlack
 from tests.helpers import declare
-from workers.devserver import ensure_search_attributes
 from workers.main import run_worker
 from workers.schedules import (
     CATCHUP_WINDOW,
@@ -255,24 +250,6 @@ def test_untrusted_text_is_inert_markdown() -> None:
 
 
 # ---------------------------------------------------------------- dev server
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def namespace(dev_env: WorkflowEnvironment) -> Client:
-    """A client on a namespace of this test's own: its listings hold only its workflows."""
-    name = f"report-test-{uuid.uuid4().hex[:12]}"
-    await dev_env.client.workflow_service.register_namespace(
-        RegisterNamespaceRequest(
-            namespace=name, workflow_execution_retention_period=Duration(seconds=86_400)
-        )
-    )
-    client = await Client.connect(
-        dev_env.client.service_client.config.target_host,
-        namespace=name,
-        data_converter=pydantic_data_converter,
-    )
-    await ensure_search_attributes(client)
-    return client
 
 
 async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 15.0) -> T:
