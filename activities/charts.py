@@ -106,7 +106,7 @@ def ttr_against_target_png(bars: Sequence[SeverityTtr], *, title: str) -> bytes:
         top = max(top, target)
         axes.hlines(target, position - 0.4, position + 0.4, colors="black", linestyles="--")
         axes.annotate(
-            f"target {_hours_text(bar.target_seconds)}",
+            f"target {duration_label(bar.target_seconds)}",
             (position + 0.4, target),
             textcoords="offset points",
             xytext=(3, 0),
@@ -125,12 +125,14 @@ def ttr_against_target_png(bars: Sequence[SeverityTtr], *, title: str) -> bytes:
 def _tick(bar: SeverityTtr) -> str:
     if bar.mean_seconds is None:
         return f"{bar.severity.value}\nnone resolved"
-    return f"{bar.severity.value}\n{_hours_text(bar.mean_seconds)} (n={bar.covered})"
+    return f"{bar.severity.value}\n{duration_label(bar.mean_seconds)} (n={bar.covered})"
 
 
-def _hours_text(seconds: float) -> str:
-    """``1h07m``, ``20m``: whole minutes (seconds are noise at this scale)."""
-    return format_duration(timedelta(minutes=max(round(seconds / 60), 1)))
+def duration_label(seconds: float) -> str:
+    """``1h07m``, ``20m``, ``<1m``: whole minutes (seconds are noise at this scale)."""
+    if seconds < 30:
+        return "<1m"
+    return format_duration(timedelta(minutes=round(seconds / 60)))
 
 
 def _figure() -> Figure:

@@ -39,6 +39,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
+from activities.charts import duration_label
 from activities.report_markdown import md
 from activities.reports import month_before, month_bounds, weekly_counts
 from activities.slack import SlackApi, SlackChannel, new_slack_client
@@ -551,3 +552,14 @@ async def test_incident_report_on_the_command_line(
             assert f"]({chart})" in markdown
     assert "not over" in (reports / f"{this_month}.md").read_text()
     assert [r["key"] for r in outbox.records()] == [f"monthly-report-{last_month}/1"]
+
+
+def test_chart_labels_never_round_seconds_up_to_a_minute() -> None:
+    assert [duration_label(s) for s in (7, 29, 31, 90, 3600, 4020)] == [
+        "<1m",
+        "<1m",
+        "1m",
+        "2m",
+        "1h",
+        "1h7m",
+    ]
