@@ -124,13 +124,15 @@ def new_worker(
     *,
     policy: Policy | None = None,
     channels: Sequence[Channel] = (),
+    task_queue: str | None = None,
     **options: Any,
 ) -> Worker:
-    """A worker on a fresh task queue (its timeline archive in this run's scratch folder)."""
+    """A worker on a fresh task queue, or on ``task_queue`` to stand in for a stopped one
+    (its timeline archive in this run's scratch folder)."""
     options.setdefault("archive_dir", ARCHIVE_DIR)
     return build_worker(
         client,
-        task_queue=f"tq-{uuid.uuid4()}",
+        task_queue=task_queue or f"tq-{uuid.uuid4()}",
         policy=policy or Policy(),
         channels=channels,
         **options,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from domain.models import AcknowledgeInput, EventKind, Severity
-from domain.policy import Policy
+from domain.policy import Policy, policy_from_mapping
 from tests.conftest import Outbox, new_worker
 from tests.helpers import close_to, declare, offsets, view
 from workflows.clocks import page_offset, total_pages
@@ -69,3 +70,44 @@ async def test_acknowledged_in_time_pages_nobody(
         incident = await view(handle)
     assert offsets(incident, EventKind.ESCALATION_PAGE) == []
     assert "page" not in outbox.kinds(handle.id)
+
+
+async def test_steps_due_while_no_worker_ran_are_all_paged_at_once(
+    dev_env: WorkflowEnvironment, outbox: Outbox
+) -> None:
+    """A worker (or server) outage over several escalation steps skips no level."""
+    policy = policy_from_mapping(
+        {
+            "severities": {"P1": {"ack_sla": "2s"}},
+            "escalation": {
+                "levels": [
+                    {"targets": ["@primary"], "delay": "1s"},
+                    {"targets": ["@secondary", "@leads"], "delay": "1h"},
+                    {"targets": ["@director"], "delay": "1h"},
+                ]
+            },
+        }
+    )
+    client = dev_env.client
+    async with new_worker(client, policy=policy, channels=[outbox.channel]) as worker:
+        handle = await declare(client, worker, severity=Severity.P1)
+        await handle.query(IncidentWorkflow.view)  # declared, clocks armed
+        queue = worker.task_queue
+    # No worker while the first two levels come due (at 2 s and 3 s).
+    await asyncio.sleep(4.5)
+    async with new_worker(client, policy=policy, channels=[outbox.channel], task_queue=queue):
+        for _ in range(100):
+            if (await view(handle)).pages_sent:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # delivered
+        incident = await view(handle)
+        await handle.terminate("test over")
+
+    pages = [r for r in outbox.records(handle.id) if r["kind"] == "page"]
+    assert len(pages) == 1, "one message, not a burst"
+    assert pages[0]["targets"] == ["@primary", "@secondary", "@leads"]
+    assert pages[0]["text"] == (
+        "escalation level 1/3, round 1; level 2/3, round 1 (2 steps came due together)"
+    )
+    assert incident.pages_sent == 2

@@ -141,7 +141,8 @@ def armed_clocks(state: IncidentState, policy: Policy) -> list[Clock]:
 
 
 def latest_due_page(state: IncidentState, policy: Policy, now: datetime) -> int:
-    """The last escalation step whose time has come, so a late start pages once, not in a burst."""
+    """The last escalation step whose time has come: a late page covers every step since the
+    last one in one message, not a burst."""
     step = state.marks.pages_sent
     while step + 1 < total_pages(policy) and page_time(state, policy, step + 1) <= now:
         step += 1

@@ -56,16 +56,24 @@ class IncidentClocks(IncidentCore):
                 f"not acknowledged within the {self._s.severity.value} SLA "
                 f"({format_duration(self._severity_policy.ack_sla)}); escalating",
             )
-        step = clocks.latest_due_page(self._s, self.policy, workflow.now())
+        # Every step that came due since the last page is paged now, in one message: a
+        # worker or server outage must not skip the first levels of the chain.
+        first = marks.pages_sent
+        last = clocks.latest_due_page(self._s, self.policy, workflow.now())
         levels = self.policy.escalation.levels
-        cycle, index = divmod(step, len(levels))
-        level = levels[index]
-        marks.pages_sent = step + 1
-        text = f"escalation level {index + 1}/{len(levels)}, round {cycle + 1}"
-        self._record(
-            EventKind.ESCALATION_PAGE, f"paged {', '.join(level.targets)} ({text})", SYSTEM
-        )
-        self._notify(NotificationKind.PAGE, targets=level.targets, text=text)
+        names: list[str] = []
+        targets: list[str] = []
+        for step in range(first, last + 1):
+            cycle, index = divmod(step, len(levels))
+            names.append(f"level {index + 1}/{len(levels)}, round {cycle + 1}")
+            targets += levels[index].targets
+        targets = list(dict.fromkeys(targets))
+        marks.pages_sent = last + 1
+        text = f"escalation {'; '.join(names)}"
+        if len(names) > 1:
+            text += f" ({len(names)} steps came due together)"
+        self._record(EventKind.ESCALATION_PAGE, f"paged {', '.join(targets)} ({text})", SYSTEM)
+        self._notify(NotificationKind.PAGE, targets=targets, text=text)
 
     def _resolve_sla_breached(self) -> None:
         self._s.marks.resolve_breach_notified = True
