@@ -16,8 +16,10 @@ with workflow.unsafe.imports_passed_through():
 DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
+    maximum_interval=timedelta(seconds=15),
 )
+"""Retries of a failing channel: at most 15 s apart, so a channel that comes back is used
+within 15 s (one message per channel retries at a time; a 429 waits its Retry-After)."""
 DELIVERY_ATTEMPT = timedelta(minutes=2)
 """One attempt of one channel: several Slack calls, or an SMTP exchange of up to 30 s."""
 DELIVERY_HEARTBEAT = timedelta(seconds=20)
