@@ -16,8 +16,8 @@ Two rules of the workflow are kept on purpose:
   the command and the due timer reach the workflow in one task and the command
   rightly wins, although its timeline entry carries the later time.
 
-Every escalation step is owed, each once: paging only the latest of several
-steps that came due together leaves the earlier levels' targets unpaged.
+Every escalation step is owed, each once: a page names every step it covers (a
+late one, all the steps that came due together).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from domain.models import EventKind, TimelineEvent
 from domain.policy import Policy
 from workflows import clocks
 
-_LEVEL = re.compile(r"escalation level (\d+)/(\d+), round (\d+)")
+_LEVEL = re.compile(r"level (\d+)/(\d+), round (\d+)")
+"""One escalation step a page names (a late page names every step that came due)."""
 _MATCH = timedelta(seconds=1)
 """Distance between a derived due time and a firing's that still match."""
 
@@ -118,10 +119,11 @@ def firings(incident: str, view: IncidentView, policy: Policy) -> list[Firing]:
             due = anchor + sev.update_interval
             found.append(Firing(incident, "update", entry.at, due=due))
             anchor = due if entry.at - due < sev.update_interval else entry.at
-        elif entry.kind is EventKind.ESCALATION_PAGE and (level := _LEVEL.search(entry.text)):
-            index, levels, cycle = (int(group) for group in level.groups())
-            step = (cycle - 1) * levels + index - 1
-            found.append(Firing(incident, "page", entry.at, step=step))
+        elif entry.kind is EventKind.ESCALATION_PAGE:
+            for level in _LEVEL.finditer(entry.text):
+                index, levels, cycle = (int(group) for group in level.groups())
+                step = (cycle - 1) * levels + index - 1
+                found.append(Firing(incident, "page", entry.at, step=step))
     return found
 
 
