@@ -160,7 +160,13 @@ async def test_an_incident_page_url_works(ui: UiServer) -> None:
     assert url == f"{ui.base}/namespaces/default/workflows/{incident}"
     async with httpx.AsyncClient() as http:
         page = await http.get(url)
-        described = await http.get(f"{ui.base}/api/v1/namespaces/default/workflows/{incident}")
+        api = f"{ui.base}/api/v1/namespaces/default/workflows/{incident}"
+        described = await http.get(api)
+        for _ in range(50):  # the UI server answers 503 until its gRPC connection is up
+            if described.status_code != 503:
+                break
+            await asyncio.sleep(0.2)
+            described = await http.get(api)
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert described.status_code == 200
     info = described.json()["workflowExecutionInfo"]
