@@ -201,7 +201,7 @@ class SlackChannel:
         self, channel_id: str, text: str, notification: Notification, *, lookup: bool
     ) -> str:
         if lookup:
-            earlier = await self._find(channel_id, notification)
+            earlier = await find_post(self._api, channel_id, notification)
             if earlier is not None:
                 return earlier
         data = await self._api.call(
@@ -224,27 +224,29 @@ class SlackChannel:
         )
         return str(data.get("ts", ""))
 
-    async def _find(self, channel_id: str, notification: Notification) -> str | None:
-        """The ``ts`` of this notification's earlier post in ``channel_id``, if any."""
-        oldest = f"{(notification.at - _LOOKBACK).timestamp():.6f}"
-        cursor: str | None = None
-        while True:
-            data = await self._api.call(
-                "conversations.history",
-                self._client.conversations_history(
-                    channel=channel_id,
-                    oldest=oldest,
-                    include_all_metadata=True,
-                    limit=200,
-                    cursor=cursor,
-                ),
-            )
-            for message in data.get("messages") or []:
-                if _posted_for(message, notification.key):
-                    return str(message.get("ts", ""))
-            cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                return None
+
+async def find_post(api: SlackApi, channel_id: str, notification: Notification) -> str | None:
+    """The ``ts`` of ``notification``'s earlier post in ``channel_id`` (found by the key in
+    its metadata, among the posts of the last 10 minutes before it), if any."""
+    oldest = f"{(notification.at - _LOOKBACK).timestamp():.6f}"
+    cursor: str | None = None
+    while True:
+        data = await api.call(
+            "conversations.history",
+            api.client.conversations_history(
+                channel=channel_id,
+                oldest=oldest,
+                include_all_metadata=True,
+                limit=200,
+                cursor=cursor,
+            ),
+        )
+        for message in data.get("messages") or []:
+            if _posted_for(message, notification.key):
+                return str(message.get("ts", ""))
+        cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
+        if not cursor:
+            return None
 
 
 def slack_context(

@@ -14,7 +14,6 @@ the thread by file name, and posts or uploads only what is missing.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +23,12 @@ from temporalio.exceptions import ApplicationError
 from activities.channels import Channel
 from activities.reports import charts_of
 from activities.slack.api import SlackApi
-from activities.slack.channel import METADATA_EVENT, slack_context
+from activities.slack.channel import METADATA_EVENT, find_post, slack_context
 from activities.slack.directory import SlackDirectory
 from activities.slack.files import share_once
 from activities.templates import Templates, Trusted
 from domain.comms import SlackPolicy
 from domain.models import Notification, NotificationKind, NotifyResult
-
-_LOOKBACK = timedelta(minutes=10)
 
 
 class ReportingSlackChannel:
@@ -76,7 +73,7 @@ class ReportingSlackChannel:
                 )
                 continue
             await self._directory.join(channel_id)
-            ts = await self._find(channel_id, notification) if lookup else None
+            ts = await find_post(self._api, channel_id, notification) if lookup else None
             if ts is None:
                 ts = await self._post(channel_id, notification)
             await self._attach(channel_id, ts, charts_of(notification.refs), result, lookup)
@@ -150,29 +147,3 @@ class ReportingSlackChannel:
             for message in data.get("messages") or []
             for file in message.get("files") or []
         }
-
-    async def _find(self, channel_id: str, notification: Notification) -> str | None:
-        """The ``ts`` of this report's earlier post in ``channel_id``, if any."""
-        oldest = f"{(notification.at - _LOOKBACK).timestamp():.6f}"
-        cursor: str | None = None
-        while True:
-            data = await self._api.call(
-                "conversations.history",
-                self._client.conversations_history(
-                    channel=channel_id,
-                    oldest=oldest,
-                    include_all_metadata=True,
-                    limit=200,
-                    cursor=cursor,
-                ),
-            )
-            for message in data.get("messages") or []:
-                metadata = message.get("metadata") or {}
-                payload = metadata.get("event_payload") or {}
-                if metadata.get("event_type") == METADATA_EVENT and (
-                    payload.get("key") == notification.key
-                ):
-                    return str(message.get("ts", ""))
-            cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                return None
