@@ -79,29 +79,15 @@ def _built_in_status_page(state: IncidentState) -> bool:
     return not external and bool(state.policy and state.policy.notifications.status_page_url)
 
 
-def tick_known(state: IncidentState, policy: Policy, now: datetime) -> list[str]:
-    """Tick every unticked item whose fact is known; returns one line per item ticked."""
+def tick_known(state: IncidentState, policy: Policy, now: datetime) -> None:
+    """Tick every unticked item whose fact is known, naming the fact as who ticked it."""
     facts = known_facts(state)
-    ticked: list[str] = []
-    for phase, items in kept_lists(state, policy).items():
+    for items in kept_lists(state, policy).values():
         for item in items:
-            if item.done or item.auto is None or item.auto not in facts:
-                continue
-            item.done_at, item.done_by = now, f"system ({facts[item.auto]})"
-            ticked.append(f"{phase.value} checklist: ticked {item.text!r} ({facts[item.auto]})")
-    return ticked
+            if not item.done and item.auto is not None and item.auto in facts:
+                item.done_at, item.done_by = now, f"system ({facts[item.auto]})"
 
 
 def open_texts(state: IncidentState, policy: Policy, phase: Phase) -> list[str]:
     """The open items of ``phase``, numbered as ``incident check`` takes them."""
     return [f"{number}. {item.text}" for number, item in open_items(items_of(state, policy, phase))]
-
-
-def left_open(state: IncidentState, policy: Policy) -> dict[Phase, list[str]]:
-    """Every phase's items still open, for the post-mortem (phases with none left out)."""
-    result: dict[Phase, list[str]] = {}
-    for phase, items in lists(state, policy).items():
-        texts = [item.text for _, item in open_items(items)]
-        if texts:
-            result[phase] = texts
-    return result
