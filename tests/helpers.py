@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
@@ -12,6 +14,8 @@ from domain.incident import IncidentView
 from domain.models import Declaration, EventKind, Severity
 from starters.incidents import new_incident_id, start_incident
 from workflows.incident import IncidentWorkflow
+
+T = TypeVar("T")
 
 Handle = WorkflowHandle[IncidentWorkflow, IncidentView]
 
@@ -65,3 +69,15 @@ async def settle(handle: Handle, *, attempts: int = 100) -> int:
         previous = length
         await asyncio.sleep(0.05)
     raise AssertionError(f"{handle.id} did not settle")
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 15.0) -> T:
+    """Retry ``check`` until its assertions hold (visibility lags a little)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await check()
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)

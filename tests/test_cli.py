@@ -16,7 +16,7 @@ import re
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,7 +34,7 @@ from domain.policy import Policy
 from starters.cli import app
 from starters.incidents import new_incident_id, start_incident
 from tests.conftest import new_worker
-from tests.helpers import declare
+from tests.helpers import declare, eventually
 from workflows.alert_group import AlertGroupWorkflow, GroupInput, alert_group_id
 from workflows.incident import IncidentInput, IncidentWorkflow
 
@@ -96,18 +96,6 @@ async def cli(
     }
     async with worker:
         yield Cli(env)
-
-
-async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 10.0) -> T:
-    """Retry ``check`` until it stops failing its assertions (visibility lags a little)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            return await check()
-        except AssertionError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.2)
 
 
 def listed(rows: list[dict[str, Any]], incident_id: str) -> dict[str, Any] | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +20,7 @@ from starters.cli.app import app
 from starters.cli.metrics import choose_period
 from starters.cli.session import CliError
 from tests.conftest import new_worker
-from tests.helpers import Handle, declare, view
+from tests.helpers import Handle, declare, eventually, view
 from workflows.incident import IncidentWorkflow
 
 T = TypeVar("T")
@@ -48,18 +47,6 @@ class Cli:
 
     async def json(self, *args: str) -> Any:
         return json.loads((await self(*args, "--json")).stdout)
-
-
-async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 15.0) -> T:
-    """Retry ``check`` until its assertions hold (visibility lags a little)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            return await check()
-        except AssertionError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.3)
 
 
 async def command(handle: Handle, update: Any, payload: Any) -> None:

@@ -18,7 +18,7 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,7 +62,7 @@ from domain.settings import Settings
 from starters.cli import app
 from tests.conftest import Outbox, new_worker
 from tests.fakes.slack import FakeSlack
-from tests.helpers import declare
+from tests.helpers import declare, eventually
 from workers.main import run_worker
 from workers.schedules import (
     CATCHUP_WINDOW,
@@ -251,18 +251,6 @@ def test_untrusted_text_is_inert_markdown() -> None:
 
 
 # ---------------------------------------------------------------- dev server
-
-
-async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 15.0) -> T:
-    """Retry ``check`` until its assertions hold (visibility lags a little)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            return await check()
-        except AssertionError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.2)
 
 
 async def _listed(client: Client, query: str) -> list[Any]:
