@@ -7,10 +7,11 @@ time-skipping server with today's code:
     .venv/bin/python -m tests.record_histories alert_group ...  # some of them
 
 It rewrites the files it names. Keep the old ones under another name first
-(``alert_group_before_storm_cap``, say): running workflows still have those
-histories. ``legacy_incident_*`` are incidents of the first release (type
-``IncidentWorkflow``) and ``histories/unreplayable`` holds real histories that
-can never replay (see ``docs/operations.md``); neither is written here.
+(``legacy_alert_group_before_storm_cap``, say): running workflows still have those
+histories. ``legacy_incident_*`` and ``legacy_alert_group_*`` are workflows of
+earlier types (``IncidentWorkflow``, ``AlertGroupWorkflow``) and
+``histories/unreplayable`` holds real histories that can never replay (see
+``docs/operations.md``); neither is written here.
 """
 
 from __future__ import annotations

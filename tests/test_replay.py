@@ -36,7 +36,7 @@ from temporalio.workflow import NondeterminismError
 
 from tests.record_histories import first_task_split
 from workers.wiring import WORKFLOWS
-from workflows.alert_group import STORM_CAP
+from workflows.legacy.alert_group_v1 import STORM_CAP
 
 FOLDER = Path(__file__).parent / "histories"
 HISTORIES = sorted(FOLDER.glob("*.json"))
@@ -116,12 +116,19 @@ def test_histories_cover_every_workflow_and_a_full_lifecycle() -> None:
         "legacy_incident_dismissed",
         "legacy_incident_continued_as_new",
         "legacy_incident_from_alert",
-        "alert_group_v1",
-        "alert_group_before_storm_cap",
-        "alert_group_after_continue_as_new_before_storm_cap",
+        "legacy_alert_group",
+        "legacy_alert_group_after_continue_as_new",
+        "legacy_alert_group_v1",
+        "legacy_alert_group_before_storm_cap",
+        "legacy_alert_group_after_continue_as_new_before_storm_cap",
     } <= names
-    assert all(_workflow_type(p) == "IncidentWorkflow" for p in FOLDER.glob("legacy_*.json"))
-    assert all(_workflow_type(p) == "AlertGroupWorkflow" for p in FOLDER.glob("alert_group*.json"))
+    assert all(
+        _workflow_type(p) == "IncidentWorkflow" for p in FOLDER.glob("legacy_incident*.json")
+    )
+    assert all(
+        _workflow_type(p) == "AlertGroupWorkflow" for p in FOLDER.glob("legacy_alert_group*.json")
+    )
+    assert all(_workflow_type(p) == "AlertGroup" for p in FOLDER.glob("alert_group*.json"))
     assert _workflow_type(FOLDER / "alert_intake.json") == "AlertIntakeWorkflow"
     assert _workflow_type(FOLDER / "action_item.json") == "ActionItem"
     assert _workflow_type(FOLDER / "action_item_after_continue_as_new.json") == "ActionItem"
@@ -130,6 +137,7 @@ def test_histories_cover_every_workflow_and_a_full_lifecycle() -> None:
     assert {_workflow_type(path) for path in HISTORIES} == {
         "Incident",
         "IncidentWorkflow",
+        "AlertGroup",
         "AlertGroupWorkflow",
         "AlertIntakeWorkflow",
         "ActionItem",
@@ -137,7 +145,7 @@ def test_histories_cover_every_workflow_and_a_full_lifecycle() -> None:
         "MonthlyReportScheduled",
     }
     assert {path.stem for path in UNREPLAYABLE} == {
-        "alert_group_fast_join_unmarked",
+        "legacy_alert_group_fast_join_unmarked",
         "legacy_incident_query_in_first_task",
     }
 
@@ -193,18 +201,24 @@ def test_recorded_histories_hold_what_they_are_named_after() -> None:
     ]
     assert {"check", "schedule_review", "record_postmortem"} <= set(updates)
     assert "trigger_after_close" in signals("alert_group")
+    assert "trigger_after_close" in signals("legacy_alert_group")
     assert continued("alert_group_after_continue_as_new")
+    assert continued("legacy_alert_group_after_continue_as_new")
     assert continued("incident_after_continue_as_new")
     assert events("incident_continued_as_new")[-1]["eventType"].endswith("CONTINUED_AS_NEW")
 
-    # The storm cap: groups ask their source's intake before opening an incident.
+    # The storm cap: groups ask their source's intake before opening an incident. New
+    # groups do so without a patch; legacy groups by theirs.
     for name in ("alert_group", "alert_group_after_continue_as_new"):
+        assert not patches(name), name
+        assert signals(name).count("opening_decision") >= 1, name
+    for name in ("legacy_alert_group", "legacy_alert_group_after_continue_as_new"):
         assert STORM_CAP in patches(name), name
         assert signals(name).count("opening_decision") >= 1, name
     assert "AlertIntakeWorkflow" in children("alert_group"), "the group started its intake"
     for name in (
-        "alert_group_before_storm_cap",
-        "alert_group_after_continue_as_new_before_storm_cap",
+        "legacy_alert_group_before_storm_cap",
+        "legacy_alert_group_after_continue_as_new_before_storm_cap",
     ):
         assert STORM_CAP not in patches(name), name
         assert "opening_decision" not in signals(name), name

@@ -39,6 +39,7 @@ from workflows.alert_group import (
     alert_group_id,
 )
 from workflows.incident import IncidentWorkflow
+from workflows.legacy.alert_group_v1 import LegacyAlertGroupWorkflow
 
 
 class Hooks:
@@ -155,3 +156,44 @@ async def test_group_continues_as_new_and_keeps_its_incident(dev_env):
         assert len(runs) > 1, "expected at least one continue-as-new"
         view = await handle.query(AlertGroupWorkflow.view)
         assert (view.open_incident, view.alerts_received) == (results[0].incident_id, 25)
+
+
+async def test_a_running_legacy_group_takes_deliveries_started_as_the_new_type(dev_env):
+    """Senders start groups as ``AlertGroup``; one already running as ``AlertGroupWorkflow``
+    (started before that type) takes the update-with-start and keeps its incident."""
+    client = dev_env.client
+    async with new_worker(client) as worker:
+        key = uuid.uuid4().hex
+        group_id = alert_group_id("generic", key)
+        await client.start_workflow(
+            LegacyAlertGroupWorkflow.run,
+            GroupInput(source="generic", key=key),
+            id=group_id,
+            task_queue=worker.task_queue,
+        )
+
+        async def deliver() -> Any:
+            start = WithStartWorkflowOperation(
+                AlertGroupWorkflow.run,
+                GroupInput(source="generic", key=key),
+                id=group_id,
+                task_queue=worker.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+            delivery = AlertDelivery(
+                status="firing",
+                alert=AlertEvent(key=key, source="generic", summary="disk full"),
+                declaration=Declaration(title="disk full", severity=Severity.P3),
+            )
+            return await client.execute_update_with_start_workflow(
+                AlertGroupWorkflow.deliver, delivery, start_workflow_operation=start
+            )
+
+        first, second = await deliver(), await deliver()
+        assert (first.new, second.new) == (True, False)
+        assert second.incident_id == first.incident_id
+        runs = [e async for e in client.list_workflows(f"WorkflowId = '{group_id}'")]
+        assert [r.workflow_type for r in runs] == ["AlertGroupWorkflow"]
+        history = await client.get_workflow_handle(group_id).fetch_history()
+        markers = [e.marker_recorded_event_attributes.marker_name for e in history.events]
+        assert markers.count("core_patch") == 3, "the legacy type still decides by patch"

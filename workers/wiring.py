@@ -35,6 +35,7 @@ from workflows.action_item import ActionItemWorkflow
 from workflows.alert_group import AlertGroupWorkflow
 from workflows.alert_intake import AlertIntakeWorkflow
 from workflows.incident import IncidentWorkflow
+from workflows.legacy.alert_group_v1 import LegacyAlertGroupWorkflow
 from workflows.legacy.incident_v1 import LegacyIncidentWorkflow
 from workflows.monthly_report import MonthlyReportWorkflow, ScheduledReportWorkflow
 
@@ -44,6 +45,7 @@ WORKFLOWS = [
     IncidentWorkflow,
     LegacyIncidentWorkflow,
     AlertGroupWorkflow,
+    LegacyAlertGroupWorkflow,
     AlertIntakeWorkflow,
     ActionItemWorkflow,
     MonthlyReportWorkflow,

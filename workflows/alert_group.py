@@ -14,6 +14,12 @@ Temporal keeps in the workflow's mutable state: a sender that finds an incident
 there signals it directly, without a workflow task of the group. Only the group
 ever opens an incident, so this fast path cannot create duplicates; a sender
 that finds no incident there, or finds it completed, asks the group.
+
+New groups run the workflow type ``AlertGroup``, which always publishes, asks the
+intake and opens bounded incidents. Groups started earlier, under the type
+``AlertGroupWorkflow``, run on :mod:`workflows.legacy.alert_group_v1`, which
+still decides those behaviours by patch; a sender's update-with-start reaches a
+running group of either type.
 """
 
 from __future__ import annotations
@@ -52,23 +58,11 @@ with workflow.unsafe.imports_passed_through():
         ClosedTrigger,
         IncidentWorkflow,
     )
-    from workflows.legacy.incident_v1 import IncidentInput as LegacyIncidentInput
-    from workflows.legacy.incident_v1 import LegacyIncidentWorkflow
 
 OPEN_INCIDENT_MEMO = "open_incident"
 """Memo key holding the group's open incident ID (absent when none is open)."""
-PUBLISH_OPEN_INCIDENT = "publish-open-incident"
-"""Patch: the group publishes its open incident in its memo (groups before it do not;
-groups started between that change and this patch have unmarked memo upserts and
-need the reset in ``docs/operations.md``)."""
-STORM_CAP = "storm-cap"
-"""Patch: the group asks its source's intake before it opens an incident (see
-:mod:`workflows.alert_intake`); before it, it opened one whenever none was open."""
 ADMISSION_TIMEOUT = timedelta(seconds=30)
 """How long a group waits for its intake's answer before opening its incident anyway."""
-BOUNDED_INCIDENTS = "bounded-incidents"
-"""Patch: the group opens ``Incident`` workflows (bounded state), never reusing an ID;
-before it, it opened ``IncidentWorkflow`` ones."""
 
 
 def alert_group_id(source: str, key: str) -> str:
@@ -159,7 +153,7 @@ class GroupView(_Model):
     """Incidents opened by this run of the group."""
 
 
-@workflow.defn
+@workflow.defn(name="AlertGroup")
 class AlertGroupWorkflow:
     """Maps one alert deduplication key to its open incident, opening one when needed.
 
@@ -178,11 +172,8 @@ class AlertGroupWorkflow:
         self._lock = asyncio.Lock()
         self._touched = False
         self._opened_here: list[str] = []
-        # Decided when the run starts, before any handler or await, so that how the
-        # server split tasks can never move them.
-        self._publishes = workflow.patched(PUBLISH_OPEN_INCIDENT)
-        self._bounded = workflow.patched(BOUNDED_INCIDENTS)
-        self._capped = workflow.patched(STORM_CAP)
+        # What the legacy type decides by patch (workflows.legacy.alert_group_v1).
+        self._publishes = self._bounded = self._capped = True
         self._requests = 0
         self._decisions: dict[int, OpeningDecision] = {}
         """The intake's answer to the pending request (at most one entry)."""
@@ -381,11 +372,7 @@ class AlertGroupWorkflow:
                 "alert_group": workflow.info().workflow_id,
             }
         )
-        incident_id = (
-            await children.start_incident(declaration)
-            if self._bounded
-            else await self._start_legacy_incident(declaration)
-        )
+        incident_id = await self._start_incident(declaration)
         if incident_id is None:
             raise ApplicationError(f"no free incident ID after {children.ID_ATTEMPTS} attempts")
         self._s.open_incident = incident_id
@@ -394,31 +381,11 @@ class AlertGroupWorkflow:
         self._opened_here.append(incident_id)
         return incident_id
 
-    async def _start_legacy_incident(self, declaration: Declaration) -> str | None:
-        """What groups started before ``bounded-incidents`` open: first-release incidents."""
-        for _ in range(children.ID_ATTEMPTS):
-            incident_id = self._new_incident_id()
-            try:
-                await workflow.start_child_workflow(
-                    LegacyIncidentWorkflow.run,
-                    LegacyIncidentInput(declaration=declaration),
-                    id=incident_id,
-                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                    search_attributes=launch.initial_search_attributes(declaration),
-                    memo=launch.memo(declaration),
-                    static_summary=launch.static_summary(declaration),
-                )
-            except WorkflowAlreadyStartedError:
-                continue
-            return incident_id
-        return None
+    async def _start_incident(self, declaration: Declaration) -> str | None:
+        return await children.start_incident(declaration)
 
     def _repeated_incident(self) -> str | None:
         closed = self._s.last_closed_at
         if closed is None or workflow.now() - closed > self._input.repeat_window:
             return None
         return self._s.last_incident
-
-    def _new_incident_id(self) -> str:
-        """Same shape as :func:`starters.incidents.new_incident_id`, from workflow randomness."""
-        return launch.incident_id(workflow.now(), workflow.random().choice)
