@@ -114,7 +114,8 @@ async def test_stale_or_unstamped_signatures_are_refused_when_required(webhook_h
         assert bearer.status_code == 200, bearer.text
         count = await hooks.client.count_workflows(
             f"TaskQueue = '{hooks.worker.task_queue}' "
-            "AND WorkflowType IN ('Incident', 'IncidentWorkflow', 'AlertGroup', 'AlertGroupWorkflow')"
+            "AND WorkflowType IN "
+            "('Incident', 'IncidentWorkflow', 'AlertGroup', 'AlertGroupWorkflow')"
         )
         assert count.count <= 2  # only the bearer request's group and incident
 

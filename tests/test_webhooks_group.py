@@ -197,3 +197,29 @@ async def test_a_running_legacy_group_takes_deliveries_started_as_the_new_type(d
         history = await client.get_workflow_handle(group_id).fetch_history()
         markers = [e.marker_recorded_event_attributes.marker_name for e in history.events]
         assert markers.count("core_patch") == 3, "the legacy type still decides by patch"
+
+
+async def test_the_opening_alert_reaches_its_new_incident_once_without_a_signal(dev_env):
+    """The group hands the opening alert over in the incident's input; the webhook does not
+    signal it again, so it is counted once, and a repeat is signalled as before."""
+    async with _hooks(dev_env.client, Policy()) as hooks:
+        fingerprint = uuid.uuid4().hex[:16]
+        opened = await hooks.fire(fingerprint)
+        assert opened["action"] == "opened"
+        incident = hooks.incident(opened["incident_id"])
+        view = await incident.query(IncidentWorkflow.view)
+        assert view.alert_notifications == 1
+        assert [a.firing for a in view.alerts] == [True]
+
+        def signals(history: Any) -> list[str]:
+            return [
+                e.workflow_execution_signaled_event_attributes.signal_name
+                for e in history.events
+                if e.HasField("workflow_execution_signaled_event_attributes")
+            ]
+
+        assert signals(await incident.fetch_history()) == []
+        joined = await hooks.fire(fingerprint)
+        assert (joined["action"], joined["incident_id"]) == ("joined", opened["incident_id"])
+        assert (await incident.query(IncidentWorkflow.view)).alert_notifications == 2
+        assert len(signals(await incident.fetch_history())) == 1

@@ -27,7 +27,8 @@ async def _workflows_on(hooks: Any) -> int:
     """Alert groups and incidents on the harness's queue (per-source helpers not counted)."""
     result = await hooks.client.count_workflows(
         f"TaskQueue = '{hooks.worker.task_queue}' "
-        "AND WorkflowType IN ('Incident', 'IncidentWorkflow', 'AlertGroup', 'AlertGroupWorkflow')"
+        "AND WorkflowType IN "
+        "('Incident', 'IncidentWorkflow', 'AlertGroup', 'AlertGroupWorkflow')"
     )
     return result.count
 

@@ -131,6 +131,10 @@ class DeliveryResult(_Model):
     """opened/joined for firing alerts, recovered/ignored for resolved ones."""
     related_incident: str | None = None
     """For an opened repeat incident: the earlier incident it repeats."""
+    alert_included: bool = False
+    """The incident was started with this alert (its ``first_alert``): the sender must not
+    signal it again. False from groups of code before it, and for incidents of the
+    first release."""
 
 
 class GroupView(_Model):
@@ -162,6 +166,10 @@ class AlertGroupWorkflow:
     outlives the group). The incident signals back when it is resolved or
     dismissed; the next firing alert then opens a repeat incident linked to it.
     """
+
+    _first_alert_in_input = True
+    """A new incident gets the alert that opened it in its input, and the sender is told
+    (``DeliveryResult.alert_included``) not to signal it."""
 
     @workflow.init
     def __init__(self, input: GroupInput) -> None:
@@ -244,6 +252,7 @@ class AlertGroupWorkflow:
             new=new,
             action="opened" if new else "joined",
             related_incident=self._repeated_incident() if new else None,
+            alert_included=new and self._first_alert_in_input,
         )
 
     @workflow.signal(name=INCIDENT_CLOSED_SIGNAL)
@@ -269,7 +278,9 @@ class AlertGroupWorkflow:
             update={"detected_at": trigger.alert.started_at}
         )
         delivery = AlertDelivery(status="firing", alert=trigger.alert, declaration=declaration)
-        incident, _ = await self._open_or_join(delivery)
+        incident, new = await self._open_or_join(delivery)
+        if new and self._first_alert_in_input:
+            return  # started with the trigger as its first alert
         try:
             await workflow.get_external_workflow_handle(incident).signal(
                 IncidentWorkflow.alert_fired, trigger.alert
@@ -320,7 +331,7 @@ class AlertGroupWorkflow:
                     self._s.open_incident = storm
                     self._publish_open_incident()
                     return storm, False
-            return await self._open(delivery.declaration), True
+            return await self._open(delivery.declaration, delivery.alert), True
 
     async def _admission(self, declaration: Declaration) -> str | None:
         """Ask the source's intake; a storm incident to join, or None to open one's own."""
@@ -365,14 +376,16 @@ class AlertGroupWorkflow:
             return False
         return True
 
-    async def _open(self, draft: Declaration) -> str:
+    async def _open(self, draft: Declaration, first_alert: AlertEvent) -> str:
         declaration = draft.model_copy(
             update={
                 "related_incident": self._repeated_incident(),
                 "alert_group": workflow.info().workflow_id,
             }
         )
-        incident_id = await self._start_incident(declaration)
+        incident_id = await self._start_incident(
+            declaration, first_alert if self._first_alert_in_input else None
+        )
         if incident_id is None:
             raise ApplicationError(f"no free incident ID after {children.ID_ATTEMPTS} attempts")
         self._s.open_incident = incident_id
@@ -381,8 +394,10 @@ class AlertGroupWorkflow:
         self._opened_here.append(incident_id)
         return incident_id
 
-    async def _start_incident(self, declaration: Declaration) -> str | None:
-        return await children.start_incident(declaration)
+    async def _start_incident(
+        self, declaration: Declaration, first_alert: AlertEvent | None
+    ) -> str | None:
+        return await children.start_incident(declaration, first_alert)
 
     def _repeated_incident(self) -> str | None:
         closed = self._s.last_closed_at

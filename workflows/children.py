@@ -8,25 +8,28 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from domain import launch
-    from domain.models import Declaration
+    from domain.models import AlertEvent, Declaration
     from workflows.incident import IncidentInput, IncidentWorkflow
 
 ID_ATTEMPTS = 5
 """Fresh incident IDs tried before giving up (IDs are random per day)."""
 
 
-async def start_incident(declaration: Declaration) -> str | None:
+async def start_incident(
+    declaration: Declaration, first_alert: AlertEvent | None = None
+) -> str | None:
     """Start an incident as an abandoned child with a fresh ID; None if no ID was free.
 
     The child outlives its parent, never reuses an ID of an earlier incident, and looks
-    in the Temporal UI as one started from the CLI does.
+    in the Temporal UI as one started from the CLI does. ``first_alert`` is the alert
+    that opens it, handed over in its input.
     """
     for _ in range(ID_ATTEMPTS):
         incident_id = launch.incident_id(workflow.now(), workflow.random().choice)
         try:
             await workflow.start_child_workflow(
                 IncidentWorkflow.run,
-                IncidentInput(declaration=declaration),
+                IncidentInput(declaration=declaration, first_alert=first_alert),
                 id=incident_id,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,

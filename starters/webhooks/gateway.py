@@ -232,7 +232,7 @@ class TemporalGateway:
             async with self._limiter.hold(group_id):
                 result = await self._ask_group(client, group_id, group, delivery, running=running)
             running = True
-            if result.action == "ignored" or result.incident_id is None:
+            if result.action == "ignored" or result.incident_id is None or result.alert_included:
                 return result
             if await self._signal(client, result.incident_id, delivery):
                 return result

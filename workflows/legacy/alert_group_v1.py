@@ -14,7 +14,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from domain import launch
-    from domain.models import Declaration
+    from domain.models import AlertEvent, Declaration
     from workflows import children
     from workflows.alert_group import AlertGroupWorkflow, GroupInput, GroupState
     from workflows.legacy.incident_v1 import IncidentInput as LegacyIncidentInput
@@ -36,6 +36,8 @@ before it, it opened ``IncidentWorkflow`` ones."""
 class LegacyAlertGroupWorkflow(AlertGroupWorkflow):
     """An alert group of the type before ``AlertGroup``, with its patch decisions."""
 
+    _first_alert_in_input = False  # it signals the opening alert, as its histories show
+
     @workflow.init
     def __init__(self, input: GroupInput) -> None:
         super().__init__(input)
@@ -50,9 +52,11 @@ class LegacyAlertGroupWorkflow(AlertGroupWorkflow):
         """As :meth:`AlertGroupWorkflow.run`."""
         return await super().run(input)
 
-    async def _start_incident(self, declaration: Declaration) -> str | None:
+    async def _start_incident(
+        self, declaration: Declaration, first_alert: AlertEvent | None
+    ) -> str | None:
         if self._bounded:
-            return await children.start_incident(declaration)
+            return await children.start_incident(declaration, first_alert)
         for _ in range(children.ID_ATTEMPTS):
             incident_id = launch.incident_id(workflow.now(), workflow.random().choice)
             try:
