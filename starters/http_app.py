@@ -167,7 +167,10 @@ def create_app(
     policy = policy or load_policy(settings.policy)
     hooks = webhook_settings or WebhookSettings()
     gateway = TemporalGateway(
-        client=client, task_queue=settings.task_queue, timeout=hooks.timeout_seconds
+        client=client,
+        task_queue=settings.task_queue,
+        timeout=hooks.timeout_seconds,
+        route_ttl=hooks.route_cache_seconds,
     )
     tokens = hooks.tokens(settings.webhook_token)
     open_sources = open_endpoints(settings, hooks)

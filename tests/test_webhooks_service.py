@@ -31,8 +31,10 @@ from tests.conftest import new_worker, webhook_fixture
 
 ROOT = Path(__file__).parent.parent
 BIN = Path(sys.executable).parent
-HEALTHZ_LIMIT = 0.200
-"""Seconds ``/healthz`` may take while hostile requests are in flight."""
+HEALTHZ_LIMIT = 1.0
+"""Seconds ``/healthz`` may take while hostile requests are in flight: parsing any of them
+on the event loop would hold it for seconds, while other work on the same two cores
+(seen: 210 ms) must not fail the test. Latency targets live in ``benchmarks/``."""
 RSS_LIMIT = 300 * 1024 * 1024
 """Peak resident memory of the service after 1 MiB bodies."""
 MIB = 1024 * 1024

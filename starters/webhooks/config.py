@@ -30,6 +30,11 @@ class WebhookSettings(BaseSettings):
     deadline_seconds: float = Field(default=DEFAULT_DEADLINE, gt=0, le=600)
     """``INCIDENT_WEBHOOK_DEADLINE_SECONDS``: the whole request (reading, handing every
     alert over) is answered within this time; keep it under the sender's timeout."""
+    route_cache_seconds: float = Field(default=2.0, ge=0, le=60)
+    """``INCIDENT_WEBHOOK_ROUTE_CACHE_SECONDS``: how long this process remembers a key's open
+    incident, so a repeat alert costs one RPC (0: read the group's memo every time). An
+    alert sent within this time after its incident closed is still answered with that
+    incident, while the incident hands it to its group, which opens the next one."""
     allow_open: bool = False
     """``INCIDENT_WEBHOOK_ALLOW_OPEN``: let the service listen on a non-loopback address
     while an endpoint has no token (refused by default)."""

@@ -36,6 +36,7 @@ from domain.incident import IncidentView
 from domain.models import AcknowledgeInput, AlertBatch, AlertEvent, cap_text
 from domain.text import escape_markdown
 from starters.webhooks.batching import SignalBatcher, Status
+from starters.webhooks.recent_routes import RecentRoutes
 from workflows.alert_group import (
     OPEN_INCIDENT_MEMO,
     AlertDelivery,
@@ -109,6 +110,7 @@ class TemporalGateway:
         timeout: float = 10.0,
         connector: Callable[[], Awaitable[Client]] = connect,
         retry_after: float = 1.0,
+        route_ttl: float = 2.0,
     ) -> None:
         self._client = client
         self._task_queue = task_queue
@@ -123,6 +125,7 @@ class TemporalGateway:
         self._background: set[asyncio.Future[Any]] = set()
         self._batcher = SignalBatcher(self._signal_batch)
         self._batching: dict[str, bool] = {}
+        self._routes = RecentRoutes(route_ttl)
 
     async def client(self) -> Client:
         """The connected client.
@@ -212,29 +215,41 @@ class TemporalGateway:
         delivery.alert.group = group_id
         client = await self.client()
         return await self._bounded(
-            self._deliver(client, group_id, group, delivery),
+            self._deliver(client, group_id, group, delivery, repeat_window),
             f"alert {delivery.alert.key[:80]!r}",
             deadline=deadline,
         )
 
     async def _deliver(
-        self, client: Client, group_id: str, group: GroupInput, delivery: AlertDelivery
+        self,
+        client: Client,
+        group_id: str,
+        group: GroupInput,
+        delivery: AlertDelivery,
+        repeat_window: timedelta,
     ) -> DeliveryResult:
-        running, current = await self._published(client, group_id)
+        current = self._routes.get(group_id, max_age=repeat_window.total_seconds())
+        running = current is not None
+        if current is None:
+            running, current = await self._published(client, group_id)
         if current is not None:
             action: Literal["joined", "recovered"] = (
                 "joined" if delivery.status == "firing" else "recovered"
             )
             if await self._signal(client, current, delivery):
+                self._routes.remember(group_id, current)
                 return DeliveryResult(incident_id=current, action=action)
+            self._routes.forget(group_id)
             delivery = delivery.model_copy(update={"stale_incident": current})
         for _ in range(STALE_RETRIES):
             async with self._limiter.hold(group_id):
                 result = await self._ask_group(client, group_id, group, delivery, running=running)
             running = True
-            if result.action == "ignored" or result.incident_id is None or result.alert_included:
+            if result.action == "ignored" or result.incident_id is None:
                 return result
-            if await self._signal(client, result.incident_id, delivery):
+            if result.alert_included or await self._signal(client, result.incident_id, delivery):
+                if delivery.status == "firing":
+                    self._routes.remember(group_id, result.incident_id)
                 return result
             if delivery.status == "resolved":
                 return DeliveryResult(incident_id=result.incident_id, action="ignored")
