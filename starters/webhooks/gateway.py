@@ -247,6 +247,8 @@ class TemporalGateway:
             running = True
             if result.action == "ignored" or result.incident_id is None:
                 return result
+            if result.alert_included:
+                self._learn_batching(result.incident_id, True)  # only ``Incident`` takes it
             if result.alert_included or await self._signal(client, result.incident_id, delivery):
                 if delivery.status == "firing":
                     self._routes.remember(group_id, result.incident_id)
@@ -308,10 +310,14 @@ class TemporalGateway:
             if error.status is not RPCStatusCode.NOT_FOUND:
                 raise
             return False  # the single signal reports it gone
+        known = description.workflow_type == INCIDENT_TYPE
+        self._learn_batching(incident_id, known)
+        return known
+
+    def _learn_batching(self, incident_id: str, batches: bool) -> None:
         if len(self._batching) >= BATCHING_KNOWN:
             self._batching.clear()
-        self._batching[incident_id] = known = description.workflow_type == INCIDENT_TYPE
-        return known
+        self._batching[incident_id] = batches
 
     async def _signal_batch(self, incident_id: str, items: list[tuple[Status, AlertEvent]]) -> bool:
         client = await self.client()
