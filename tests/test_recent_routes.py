@@ -21,12 +21,13 @@ from temporalio.client import (
     StartWorkflowUpdateWithStartInput,
 )
 
-from domain.models import AlertEvent, Declaration, Severity
+from domain.models import AcknowledgeInput, AlertEvent, Declaration, PhaseInput, Severity
 from domain.policy import Policy
 from starters.webhooks.gateway import TemporalGateway
 from starters.webhooks.recent_routes import RecentRoutes
 from tests.conftest import new_worker
-from workflows.alert_group import AlertDelivery
+from tests.helpers import eventually
+from workflows.alert_group import AlertDelivery, AlertGroupWorkflow
 from workflows.incident import IncidentWorkflow
 
 
@@ -130,3 +131,49 @@ async def test_a_new_key_costs_two_rpcs_and_each_repeat_one_signal(dev_env):
         assert opened.incident_id is not None
         incident = client.get_workflow_handle_for(IncidentWorkflow.run, opened.incident_id)
         assert (await incident.query(IncidentWorkflow.view)).alert_notifications == 4
+
+
+async def test_a_trigger_just_after_close_opens_the_next_incident_through_the_closed_one(
+    dev_env,
+):
+    """Within the route's seconds, a trigger for a resolved (still running) incident is
+    signalled to it; it hands the trigger to its group, which opens the next incident."""
+    client = dev_env.client
+    async with new_worker(client, policy=Policy()) as worker:
+        gateway = TemporalGateway(client=client, task_queue=worker.task_queue, route_ttl=60)
+        key = uuid.uuid4().hex
+        alert = AlertEvent(key=key, source="generic", summary="disk full")
+        delivery = AlertDelivery(
+            status="firing",
+            alert=alert,
+            declaration=Declaration(title="disk full", severity=Severity.P1),
+        )
+        window = timedelta(days=7)
+        first = await gateway.deliver(delivery, dedup_key=key, repeat_window=window)
+        assert first.incident_id is not None
+        incident = client.get_workflow_handle_for(IncidentWorkflow.run, first.incident_id)
+        await incident.execute_update(
+            IncidentWorkflow.acknowledge, AcknowledgeInput(responder="fay")
+        )
+        await incident.execute_update(
+            IncidentWorkflow.set_phase, PhaseInput(responder="fay", phase="resolve")
+        )
+        again = await gateway.deliver(delivery, dedup_key=key, repeat_window=window)
+        assert (again.action, again.incident_id) == ("joined", first.incident_id)
+
+        group = client.get_workflow_handle_for(AlertGroupWorkflow.run, alert.group or "")
+
+        async def next_opened() -> str:
+            view = await group.query(AlertGroupWorkflow.view)
+            assert view.incidents_opened == 2 and view.open_incident not in (
+                None,
+                first.incident_id,
+            )
+            assert view.open_incident is not None
+            return view.open_incident
+
+        following = await eventually(next_opened)
+        handle = client.get_workflow_handle_for(IncidentWorkflow.run, following)
+        view = await handle.query(IncidentWorkflow.view)
+        assert view.related_incident == first.incident_id
+        assert [a.key for a in view.alerts] == [key] and view.alert_notifications == 1
