@@ -336,12 +336,14 @@ async def _wait_ready(http: httpx.AsyncClient) -> None:
 
 async def main(options: argparse.Namespace) -> None:
     """Start everything, measure, print, stop."""
-    env = await local_environment()
-    client = env.client
-    task_queue = f"bench-{uuid.uuid4().hex[:8]}"
-    http_port = _free_port()
     with tempfile.TemporaryDirectory(prefix="incident-bench-") as tmp:
         workdir = Path(tmp)
+        env = await local_environment(
+            database=workdir / "temporal.db" if options.persisted else None
+        )
+        client = env.client
+        task_queue = f"bench-{uuid.uuid4().hex[:8]}"
+        http_port = _free_port()
         child_env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED)}
         child_env |= {
             "TEMPORAL_ADDRESS": client.service_client.config.target_host,
@@ -389,7 +391,8 @@ def _report(options: argparse.Namespace, phases: list[Phase], visible: list[floa
     webhook, sdk_update, raw = phases
     print(
         f"\n{options.alerts} alerts over {options.keys} keys, {options.concurrency} in flight, "
-        f"{os.cpu_count()} CPUs, one dev server\n"
+        f"{os.cpu_count()} CPUs, one dev server "
+        f"({'on a database file, WAL, as make run' if options.persisted else 'in memory'})\n"
     )
     print(f"{'':10} {'accepted/s':>11} {'processed/s':>12}   time to 2xx / RPC return")
     for phase in phases:
@@ -414,6 +417,11 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--keys", type=int, default=50, help="distinct alert keys per phase")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
     parser.add_argument("--latency-samples", type=int, default=100, help="fresh alerts timed")
+    parser.add_argument(
+        "--persisted",
+        action="store_true",
+        help="the dev server on a database file in WAL mode, as make run runs it",
+    )
     options = parser.parse_args()
     if min(options.alerts, options.keys, options.concurrency, options.latency_samples) < 1:
         parser.error("every count must be at least 1")

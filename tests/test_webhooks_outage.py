@@ -37,7 +37,7 @@ def _free_port() -> int:
 @asynccontextmanager
 async def _temporal(port: int, database: Path, task_queue: str) -> AsyncIterator[Any]:
     """A dev server on ``port`` persisting to ``database``, with a worker."""
-    env = await local_environment(port=port, dev_server_database_filename=str(database))
+    env = await local_environment(port=port, database=database)
     try:
         async with build_worker(env.client, task_queue=task_queue, policy=Policy(), channels=[]):
             yield env

