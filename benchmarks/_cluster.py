@@ -108,10 +108,18 @@ class Cluster:
 
     async def connect(self) -> Client:
         """The cluster's client (the SDK reconnects by itself after a server restart)."""
-        if self.client is None:
-            self.client = await Client.connect(
-                self.address, namespace="default", data_converter=pydantic_data_converter
-            )
+        for attempt in range(100):
+            if self.client is not None:
+                break
+            try:
+                self.client = await Client.connect(
+                    self.address, namespace="default", data_converter=pydantic_data_converter
+                )
+            except RuntimeError:  # listening, but "Frontend is not healthy yet"
+                if attempt == 99:
+                    raise
+                await asyncio.sleep(0.1)
+        assert self.client is not None
         return self.client
 
     async def start_server(self) -> None:
