@@ -14,6 +14,7 @@ from temporalio.worker import PollerBehaviorSimpleMaximum
 from domain.policy import Policy
 from domain.settings import Settings
 from workers.main import load_worker_tuning, new_worker
+from workers.tuning import DEFAULT_CACHED_WORKFLOWS
 
 ROOT = Path(__file__).parent.parent
 BIN = Path(sys.executable).parent
@@ -47,19 +48,19 @@ async def test_the_environment_tunes_the_worker(
     assert config["task_queue"] == "tuned"
 
 
-async def test_unset_variables_keep_the_sdk_defaults(
+async def test_unset_variables_keep_the_sdk_defaults_but_a_larger_sticky_cache(
     ts_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in TUNED:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("INCIDENT_WORKER_MAX_CACHED_WORKFLOWS", "")  # empty counts as unset
     tuning = load_worker_tuning()
-    assert tuning.worker_options() == {}
+    assert tuning.worker_options() == {"max_cached_workflows": DEFAULT_CACHED_WORKFLOWS}
     worker = new_worker(
         ts_env.client, Settings(data_dir=tmp_path), policy=Policy(), channels=[], tuning=tuning
     )
     config = worker.config()
-    assert config["max_cached_workflows"] == 1000
+    assert config["max_cached_workflows"] == DEFAULT_CACHED_WORKFLOWS == 10_000
     assert config.get("max_concurrent_workflow_tasks") is None
     assert config["workflow_task_poller_behavior"] == PollerBehaviorSimpleMaximum(5)
 

@@ -1,8 +1,9 @@
 """``INCIDENT_WORKER_*``: how much work one worker process takes on at a time.
 
 Every setting is optional: left unset, the Temporal SDK's own default applies
-(100 workflow tasks, 100 activities, 1,000 cached workflows, 5 pollers of each
-kind), so an operator tunes only what the metrics ask for. docs/deployment.md
+(100 workflow tasks, 100 activities, 5 pollers of each kind), so an operator
+tunes only what the metrics ask for, except the sticky cache: 10,000 here
+(:data:`DEFAULT_CACHED_WORKFLOWS`) instead of the SDK's 1,000. docs/deployment.md
 says when to change which.
 """
 
@@ -13,6 +14,14 @@ from typing import Any
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.worker import PollerBehaviorSimpleMaximum
+
+DEFAULT_CACHED_WORKFLOWS = 10_000
+"""Sticky cache when ``INCIDENT_WORKER_MAX_CACHED_WORKFLOWS`` is unset. Every open incident
+wakes at least every stakeholder-update interval, and an alert-opened one takes two places
+(its alert group stays open too), so the SDK's 1,000 is full at ~500 open incidents; past
+that each timer replays an evicted history, and at 1,800 open incidents one worker spent
+its CPU replaying and the webhook answered 503 (issue 11). A place costs ~0.14 MB, so this
+bounds a worker at about 1.5 GB while keeping 5,000 alert-opened incidents warm."""
 
 
 class WorkerTuning(BaseSettings):
@@ -27,10 +36,10 @@ class WorkerTuning(BaseSettings):
     max_concurrent_activities: int | None = Field(default=None, ge=1)
     """``INCIDENT_WORKER_MAX_CONCURRENT_ACTIVITIES``: activities run at once (SDK: 100);
     deliveries are I/O-bound, so this bounds concurrent Slack, Statuspage and SMTP calls."""
-    max_cached_workflows: int | None = Field(default=None, ge=0)
-    """``INCIDENT_WORKER_MAX_CACHED_WORKFLOWS``: the sticky cache (SDK: 1,000). It bounds the
-    worker's memory; an evicted incident replays its history on its next task. 0 turns
-    sticky execution off."""
+    max_cached_workflows: int = Field(default=DEFAULT_CACHED_WORKFLOWS, ge=0)
+    """``INCIDENT_WORKER_MAX_CACHED_WORKFLOWS``: the sticky cache (10,000; the SDK's is 1,000).
+    It bounds the worker's memory; an evicted incident replays its history on its next
+    task. 0 turns sticky execution off."""
     workflow_task_pollers: int | None = Field(default=None, ge=1)
     """``INCIDENT_WORKER_WORKFLOW_TASK_POLLERS``: concurrent workflow-task polls (SDK: 5)."""
     activity_task_pollers: int | None = Field(default=None, ge=1)
