@@ -119,7 +119,7 @@ async def main(options: argparse.Namespace) -> bool:
         print(
             f"{options.incidents} P3 incidents, updates every 60 s, {options.workers} "
             f"worker(s) (outbox only, "
-            f"sticky cache {cache if cache is not None else '1,000 (SDK default)'}; each "
+            f"sticky cache {cache if cache is not None else '10,000 (default)'}; each "
             f"incident and its alert group take a place), dev server in WAL mode; {os.cpu_count()} "
             f"CPUs, load average {os.getloadavg()[0]:.2f}",
             flush=True,
@@ -178,7 +178,7 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--incidents", type=int, default=1000, help="open incidents (1000)")
     parser.add_argument("--observe", type=float, default=180.0, help="seconds all open (180)")
     parser.add_argument(
-        "--max-cached-workflows", type=int, help="the worker's sticky cache (SDK default 1000)"
+        "--max-cached-workflows", type=int, help="the worker's sticky cache (default 10,000)"
     )
     parser.add_argument("--workers", type=int, default=1, help="worker processes (1)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
