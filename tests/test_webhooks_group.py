@@ -125,30 +125,38 @@ async def test_incident_that_completed_unannounced_is_replaced(dev_env):
         assert view.related_incident == first["incident_id"]
 
 
+async def _deliver_with_start(
+    client: Client, task_queue: str, group: GroupInput, summary: str
+) -> Any:
+    """One firing alert of ``group``'s key, by update-with-start as the webhook sends it."""
+    start = WithStartWorkflowOperation(
+        AlertGroupWorkflow.run,
+        group,
+        id=alert_group_id(group.source, group.key),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    delivery = AlertDelivery(
+        status="firing",
+        alert=AlertEvent(key=group.key, source=group.source, summary=summary),
+        declaration=Declaration(title=summary, severity=Severity.P3),
+    )
+    return await client.execute_update_with_start_workflow(
+        AlertGroupWorkflow.deliver, delivery, start_workflow_operation=start
+    )
+
+
 async def test_group_continues_as_new_and_keeps_its_incident(dev_env):
     client = dev_env.client
     async with new_worker(client) as worker:
         key = uuid.uuid4().hex
         group_id = alert_group_id("generic", key)
 
-        async def deliver() -> Any:
-            start = WithStartWorkflowOperation(
-                AlertGroupWorkflow.run,
-                GroupInput(source="generic", key=key, max_history_events=60),
-                id=group_id,
-                task_queue=worker.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            )
-            delivery = AlertDelivery(
-                status="firing",
-                alert=AlertEvent(key=key, source="generic", summary="queue backlog"),
-                declaration=Declaration(title="queue backlog", severity=Severity.P3),
-            )
-            return await client.execute_update_with_start_workflow(
-                AlertGroupWorkflow.deliver, delivery, start_workflow_operation=start
-            )
-
-        results = [await deliver() for _ in range(25)]
+        group = GroupInput(source="generic", key=key, max_history_events=60)
+        results = [
+            await _deliver_with_start(client, worker.task_queue, group, "queue backlog")
+            for _ in range(25)
+        ]
         assert len({r.incident_id for r in results}) == 1
         assert [r.new for r in results] == [True] + [False] * 24
         handle = client.get_workflow_handle_for(AlertGroupWorkflow.run, group_id)
@@ -172,24 +180,9 @@ async def test_a_running_legacy_group_takes_deliveries_started_as_the_new_type(d
             task_queue=worker.task_queue,
         )
 
-        async def deliver() -> Any:
-            start = WithStartWorkflowOperation(
-                AlertGroupWorkflow.run,
-                GroupInput(source="generic", key=key),
-                id=group_id,
-                task_queue=worker.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            )
-            delivery = AlertDelivery(
-                status="firing",
-                alert=AlertEvent(key=key, source="generic", summary="disk full"),
-                declaration=Declaration(title="disk full", severity=Severity.P3),
-            )
-            return await client.execute_update_with_start_workflow(
-                AlertGroupWorkflow.deliver, delivery, start_workflow_operation=start
-            )
-
-        first, second = await deliver(), await deliver()
+        group = GroupInput(source="generic", key=key)
+        first = await _deliver_with_start(client, worker.task_queue, group, "disk full")
+        second = await _deliver_with_start(client, worker.task_queue, group, "disk full")
         assert (first.new, second.new) == (True, False)
         assert second.incident_id == first.incident_id
         runs = [e async for e in client.list_workflows(f"WorkflowId = '{group_id}'")]
