@@ -115,7 +115,7 @@ class IncidentWorkflow(IncidentClocks, IncidentAlerts, IncidentFollowUp, Inciden
             )
         self._declaration = input.declaration
         self._wake = False
-        self._published = self._already_published()
+        self._published = {}
         self._alert_group = input.declaration.alert_group
         self._signals_out = set()
         self._in_flight = {}
@@ -346,16 +346,6 @@ class IncidentWorkflow(IncidentClocks, IncidentAlerts, IncidentFollowUp, Inciden
             (MEASURES_MEMO, presentation.measures_of(self._s).model_dump(mode="json")),
         )
 
-    def _already_published(self) -> dict[str, object]:
-        """What the run started with (set at start, or carried by continue-as-new), so that
-        only changes are upserted: each upsert is a history event and a visibility write."""
-        published: dict[str, object] = {
-            pair.key.name: pair.value for pair in workflow.info().typed_search_attributes
-        }
-        for name, _ in self._memo_values():
-            published[name] = workflow.memo_value(name, None)
-        return published
-
     def _announce_declaration(self) -> None:
         s = self._s
         if s.source == "cli":
@@ -382,12 +372,15 @@ class IncidentWorkflow(IncidentClocks, IncidentAlerts, IncidentFollowUp, Inciden
         """Keep search attributes and current details in step with the state."""
         updates: list[SearchAttributeUpdate[Any]] = []
         for key, value in presentation.search_attribute_values(self._s):
-            if self._published.get(key.name) == value:
+            if key.name in self._published and self._published[key.name] == value:
                 continue
             self._published[key.name] = value
             updates.append(key.value_unset() if value is None else key.value_set(value))
         if updates:
             workflow.upsert_search_attributes(updates)
+        # One memo upsert for all changes (each upsert is a history event and a visibility
+        # write). What was published is not seeded from workflow.info() or workflow.memo():
+        # tried, a worker replaying from scratch then issued other commands (test_races).
         memo: dict[str, Any] = {}
         for name, memo_value in self._memo_values():
             if self._published.get(name) != memo_value:
