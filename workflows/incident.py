@@ -138,6 +138,7 @@ class IncidentWorkflow(IncidentClocks, IncidentAlerts, IncidentFollowUp, Inciden
             self._s.channels = setup.channels
             self._announce_declaration()
             self._release_held()
+        workflow.upsert_memo({"title": self._s.title, "public_title": self._s.public_title})
         workers = [asyncio.create_task(self._deliver(name)) for name in self._s.channels]
         workers.append(asyncio.create_task(self._archive()))
         workers.append(asyncio.create_task(self._write_draft()))
@@ -339,13 +340,6 @@ class IncidentWorkflow(IncidentClocks, IncidentAlerts, IncidentFollowUp, Inciden
         """A small, bounded answer for listings and the status page."""
         return presentation.summary_of(self._s)
 
-    def _memo_values(self) -> tuple[tuple[str, object], ...]:
-        return (
-            ("title", self._s.title),
-            ("public_title", self._s.public_title),
-            (MEASURES_MEMO, presentation.measures_of(self._s).model_dump(mode="json")),
-        )
-
     def _announce_declaration(self) -> None:
         s = self._s
         if s.source == "cli":
@@ -378,13 +372,12 @@ class IncidentWorkflow(IncidentClocks, IncidentAlerts, IncidentFollowUp, Inciden
             updates.append(key.value_unset() if value is None else key.value_set(value))
         if updates:
             workflow.upsert_search_attributes(updates)
-        # One memo upsert for all changes (each upsert is a history event and a visibility
-        # write). What was published is not seeded from workflow.info() or workflow.memo():
-        # tried, a worker replaying from scratch then issued other commands (test_races).
         memo: dict[str, Any] = {}
-        for name, memo_value in self._memo_values():
-            if self._published.get(name) != memo_value:
-                self._published[name] = memo[name] = memo_value
+        if self._published.setdefault("public_title", self._s.public_title) != self._s.public_title:
+            self._published["public_title"] = memo["public_title"] = self._s.public_title
+        measures = presentation.measures_of(self._s).model_dump(mode="json")
+        if self._published.get(MEASURES_MEMO) != measures:
+            self._published[MEASURES_MEMO] = memo[MEASURES_MEMO] = measures
         if memo:
             workflow.upsert_memo(memo)
         workflow.set_current_details(presentation.details_of(self._s, workflow.now()))
