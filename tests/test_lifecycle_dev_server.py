@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -57,17 +56,6 @@ async def listed(client: Client, query: str, *, expect: int = 1) -> list[str]:
     raise AssertionError(f"{query!r} matched {ids}, expected {expect}")
 
 
-@pytest.mark.timeout(90)
-@pytest.mark.xfail(
-    raises=pytest.fail.Exception,
-    strict=False,
-    reason=(
-        "known defect, open (README, Tests): a history replayed from scratch can order its "
-        "commands differently, and with every task replaying the incident's task then fails "
-        "forever (1 run in 8, also on b75dd6d); only that hang (pytest-timeout) is tolerated, "
-        "any failed assertion still fails"
-    ),
-)
 async def test_search_attributes_and_list_queries_follow_each_phase(
     dev_env: WorkflowEnvironment, outbox: Outbox
 ) -> None:

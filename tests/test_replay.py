@@ -36,6 +36,7 @@ from temporalio.workflow import NondeterminismError
 
 from tests.record_histories import first_task_split
 from workers.wiring import WORKFLOWS
+from workflows.incident import SINGLE_DISPATCHER
 from workflows.legacy.alert_group_v1 import STORM_CAP
 
 FOLDER = Path(__file__).parent / "histories"
@@ -147,12 +148,32 @@ def test_histories_cover_every_workflow_and_a_full_lifecycle() -> None:
     assert {path.stem for path in UNREPLAYABLE} == {
         "legacy_alert_group_fast_join_unmarked",
         "legacy_incident_query_in_first_task",
+        "incident_merged_activation",
+    }
+    before = {f"{name}_before_dispatcher" for name in recorded if name.startswith("incident")}
+    assert before <= names
+    assert all(_patches(FOLDER / f"{name}.json") == set() for name in before)
+    assert all(
+        _patches(FOLDER / f"{name}.json") == {SINGLE_DISPATCHER}
+        for name in recorded
+        if name.startswith("incident")
+    )
+
+
+def _patches(path: Path) -> set[str]:
+    """The patch IDs a history's markers name."""
+    return {
+        json.loads(base64.b64decode(payload["data"]))["id"]
+        for e in json.loads(path.read_text())["events"]
+        if e.get("markerRecordedEventAttributes", {}).get("markerName") == "core_patch"
+        for payload in e["markerRecordedEventAttributes"]["details"]["patch-data"]["payloads"]
     }
 
 
 def test_query_histories_really_split_their_first_task() -> None:
     split = [
         FOLDER / "incident_query_in_first_task.json",
+        FOLDER / "incident_query_in_first_task_before_dispatcher.json",
         FOLDER / "unreplayable" / "legacy_incident_query_in_first_task.json",
     ]
     whole = [FOLDER / "incident_dismissed.json", FOLDER / "legacy_incident_dismissed.json"]
@@ -180,12 +201,7 @@ def test_recorded_histories_hold_what_they_are_named_after() -> None:
         return bool(started(name).get("continuedExecutionRunId"))
 
     def patches(name: str) -> set[str]:
-        return {
-            json.loads(base64.b64decode(payload["data"]))["id"]
-            for e in events(name)
-            if e.get("markerRecordedEventAttributes", {}).get("markerName") == "core_patch"
-            for payload in e["markerRecordedEventAttributes"]["details"]["patch-data"]["payloads"]
-        }
+        return _patches(FOLDER / f"{name}.json")
 
     def children(name: str) -> list[str]:
         return [

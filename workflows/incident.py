@@ -16,10 +16,9 @@ does (:mod:`workflows.incident_clocks`), the alert signals
 and draft (:mod:`workflows.incident_background`). This module holds the run
 loop, the responders' phase commands and the queries.
 
-Patch decisions, when this workflow needs them, are made first thing in
-``run``, before the worker-setup local activity: a query during the first task
-can split that task, and only code before any ``await`` runs in the same
-activation on replay.
+Patch decisions are made in ``__init__``, before the worker-setup local
+activity: a query during the first task can split that task, and only code
+before any ``await`` runs in the same activation on replay.
 """
 
 from __future__ import annotations
@@ -58,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import (
         checklist,
         clocks,
+        lanes,
         presentation,
         transitions,
     )
@@ -77,10 +77,17 @@ with workflow.unsafe.imports_passed_through():
 __all__ = [
     "CLOSED_TRIGGER_SIGNAL",
     "MAX_TRACKED_ALERTS",
+    "SINGLE_DISPATCHER",
     "ClosedTrigger",
     "IncidentInput",
     "IncidentWorkflow",
 ]
+
+SINGLE_DISPATCHER = "incident-single-dispatcher"
+"""Patch: the clock loop hands out the background work (:mod:`workflows.lanes`) and
+commands run without a condition pass once the policy is loaded, so a run's commands
+come out in one order however SDK Core cuts its activations. Runs started before it
+keep waking their workers by condition."""
 
 
 class IncidentInput(_Model):
@@ -124,6 +131,8 @@ class IncidentWorkflow(IncidentClocks, IncidentAlerts, IncidentFollowUp, Inciden
         if input.carried is None and input.first_alert is not None:
             self._held.append((input.first_alert, True))
         self._drafting = False
+        self._dispatched = workflow.patched(SINGLE_DISPATCHER)
+        self._lanes = {}
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentView:
@@ -139,18 +148,13 @@ class IncidentWorkflow(IncidentClocks, IncidentAlerts, IncidentFollowUp, Inciden
             self._announce_declaration()
             self._release_held()
         workflow.upsert_memo({"title": self._s.title, "public_title": self._s.public_title})
+        self._make_lanes()
         workers = [asyncio.create_task(self._deliver(name)) for name in self._s.channels]
         workers.append(asyncio.create_task(self._archive()))
         workers.append(asyncio.create_task(self._write_draft()))
         continue_as_new = await self._run_clocks()
         if not continue_as_new:
-            await workflow.wait_condition(
-                lambda: (
-                    not self._s.outbox
-                    and self._handlers_done()
-                    and not (self._drafting or self._draft_due())
-                )
-            )
+            await workflow.wait_condition(self._drained)
         # Deliveries and archiving resume in the next run (both are idempotent): waiting
         # for a failing channel here would stop every clock meanwhile. Their activities
         # are abandoned, not cancelled: the closing run takes them with it. The flag
@@ -167,6 +171,14 @@ class IncidentWorkflow(IncidentClocks, IncidentAlerts, IncidentFollowUp, Inciden
         self._publish()
         return self.view()
 
+    def _drained(self) -> bool:
+        """Nothing left to deliver, to draft or to handle: a closed run may end."""
+        return (
+            not self._s.outbox
+            and self._handlers_done()
+            and not (self._drafting or self._draft_due())
+        )
+
     def _handlers_done(self) -> bool:
         return not self._signals_out and workflow.all_handlers_finished()
 
@@ -176,24 +188,37 @@ class IncidentWorkflow(IncidentClocks, IncidentAlerts, IncidentFollowUp, Inciden
         )
 
     async def _run_clocks(self) -> bool:
-        """Fire due deadlines and sleep until the next one; True means continue-as-new."""
+        """Fire due deadlines, hand out background work and sleep until the next deadline;
+        True means continue-as-new.
+
+        With the dispatcher, a closed run keeps handing out deliveries until drained.
+        """
         # Re-armed only for an earlier deadline: a flapping alert pushes the settle
         # deadline back on every recovery, and costs no timer events.
         timer = SingleTimer(keep_earlier=True)
+        dispatched = self._dispatched
         try:
             while True:
                 self._fire_due_clocks()
                 self._tick_known()
                 self._publish()
-                if self._s.closed:
+                if self._s.closed and (not dispatched or self._drained()):
                     return False
                 if self._history_full():
                     return True
                 armed = clocks.armed_clocks(self._s, self.policy)
                 timer.arm(armed[0] if armed else None)
+                if dispatched:
+                    lanes.dispatch(self._lanes.values())
                 self._wake = False
                 await workflow.wait_condition(
-                    lambda: self._wake or timer.fired or self._history_full()
+                    lambda: (
+                        self._wake
+                        or timer.fired
+                        or self._history_full()
+                        or (dispatched and lanes.any_due(self._lanes.values()))
+                        or (dispatched and self._s.closed and self._drained())
+                    )
                 )
         finally:
             timer.cancel()

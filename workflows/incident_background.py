@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from functools import partial
 
 from temporalio import workflow
 from temporalio.exceptions import (
@@ -31,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.incident_core import (
         IncidentCore,
     )
+    from workflows.lanes import Lane
 
 DRAFT_GIVE_UP = timedelta(minutes=10)
 """Writing the post-mortem draft is given up after this (recorded; the CLI still prints it)."""
@@ -39,21 +41,50 @@ DRAFT_GIVE_UP = timedelta(minutes=10)
 class IncidentBackground(IncidentCore):
     """Long-running tasks the run starts and stops (they resume after continue-as-new)."""
 
+    def _make_lanes(self) -> None:
+        """One lane per channel, then the archive and the draft: the dispatch order."""
+        self._lanes = {
+            f"deliver:{name}": Lane(partial(self._delivery_pending, name))
+            for name in self._s.channels
+        }
+        self._lanes["archive"] = Lane(lambda: bool(timeline.due_for_archive(self._s)))
+        self._lanes["draft"] = Lane(self._draft_due)
+
+    def _delivery_pending(self, channel: str) -> bool:
+        return outbox.pending_for(self._s, channel)
+
+    async def _next_turn(self, lane: Lane) -> bool:
+        """Wait for the worker's next piece of work; False when the run is stopping.
+
+        The run cancels its workers when it stops, but a cancel that reaches an activity
+        whose result has already come back is lost, and the worker carries on: the flag
+        ends its loop then.
+        """
+        if self._dispatched:
+            if self._stopping:
+                return False
+            await lane.turn()  # cancelled when the run stops
+            return not self._stopping
+        await workflow.wait_condition(lambda: self._stopping or lane.has_work())
+        return not self._stopping
+
+    def _done_with_turn(self) -> None:
+        if self._dispatched:
+            self._wake = True  # the dispatcher gives the next turn
+
     async def _deliver(self, channel: str) -> None:
         """Deliver the outbox through ``channel``, one message at a time, forever."""
-        while True:
-            await workflow.wait_condition(
-                lambda: self._stopping or outbox.pending_for(self._s, channel)
-            )
-            if self._stopping:
-                return
+        lane = self._lanes[f"deliver:{channel}"]
+        while await self._next_turn(lane):
             notification = outbox.next_for(self._s, channel)
-            assert notification is not None
+            if notification is None:
+                continue
             self._in_flight[channel] = notification.key
             try:
                 await self._deliver_one(channel, notification)
             finally:
                 del self._in_flight[channel]
+            self._done_with_turn()
 
     async def _deliver_one(self, channel: str, notification: Notification) -> None:
         result = await delivery.deliver_via(channel, notification, self._s.refs)
@@ -86,13 +117,11 @@ class IncidentBackground(IncidentCore):
 
     async def _archive(self) -> None:
         """Move the oldest timeline entries to the archive, a batch at a time, forever."""
-        while True:
-            await workflow.wait_condition(
-                lambda: self._stopping or bool(timeline.due_for_archive(self._s))
-            )
-            if self._stopping:
-                return
+        lane = self._lanes["archive"]
+        while await self._next_turn(lane):
             batch = timeline.due_for_archive(self._s)
+            if not batch:
+                continue
             try:
                 through = await workflow.execute_activity_method(
                     TimelineArchive.archive,
@@ -107,6 +136,7 @@ class IncidentBackground(IncidentCore):
                     raise asyncio.CancelledError from None  # stopping for continue-as-new
                 raise
             timeline.archived(self._s, min(through, batch[-1].seq))
+            self._done_with_turn()
 
     def _draft_due(self) -> bool:
         s = self._s
@@ -119,11 +149,10 @@ class IncidentBackground(IncidentCore):
 
     async def _write_draft(self) -> None:
         """Once resolved with a post-mortem owed, write its draft; again when the record changes."""
-        while True:
-            await workflow.wait_condition(lambda: self._stopping or self._draft_due())
-            if self._stopping:
-                return
-            await self._write_draft_once()
+        lane = self._lanes["draft"]
+        while await self._next_turn(lane):
+            if self._draft_due():
+                await self._write_draft_once()
 
     async def _write_draft_once(self) -> None:
         # Marked before the write: a record change meanwhile clears the mark again,

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         presentation,
         timeline,
     )
+    from workflows.lanes import Lane
 
 SYSTEM = "system"
 """The actor of what the workflow does by itself (timers, auto-transitions)."""
@@ -92,6 +93,12 @@ class IncidentCore:
     """Alerts signalled before the policy was loaded, with whether they fired."""
     _drafting: bool
     """Whether the post-mortem draft is being written right now."""
+    _dispatched: bool
+    """Whether this run hands background work out from the clock loop
+    (:data:`~workflows.incident.SINGLE_DISPATCHER`); runs started before wake
+    their workers by condition."""
+    _lanes: dict[str, Lane]
+    """The background workers' lanes, in dispatch order: channels, archive, draft."""
 
     @property
     def policy(self) -> Policy:
@@ -104,6 +111,11 @@ class IncidentCore:
         return self.policy.for_severity(self._s.severity)
 
     async def _ready(self) -> None:
+        if self._dispatched and self._s.policy is not None:
+            # No condition pass: the handler finishes before the dispatcher wakes, and
+            # a second command of the same task meets the first one's state in its
+            # validator.
+            return
         await workflow.wait_condition(lambda: self._s.policy is not None)
 
     def _result(self, message: str) -> CommandResult:
