@@ -36,6 +36,7 @@ from temporalio.workflow import NondeterminismError
 
 from tests.record_histories import first_task_split
 from workers.wiring import WORKFLOWS
+from workflows.action_item import SINGLE_DISPATCHER as ACTION_SINGLE_DISPATCHER
 from workflows.incident import SINGLE_DISPATCHER
 from workflows.legacy.alert_group_v1 import STORM_CAP
 
@@ -131,8 +132,10 @@ def test_histories_cover_every_workflow_and_a_full_lifecycle() -> None:
     )
     assert all(_workflow_type(p) == "AlertGroup" for p in FOLDER.glob("alert_group*.json"))
     assert _workflow_type(FOLDER / "alert_intake.json") == "AlertIntakeWorkflow"
-    assert _workflow_type(FOLDER / "action_item.json") == "ActionItem"
-    assert _workflow_type(FOLDER / "action_item_after_continue_as_new.json") == "ActionItem"
+    for name in ("action_item", "action_item_after_continue_as_new", "action_item_jira"):
+        assert _workflow_type(FOLDER / f"{name}.json") == "ActionItem"
+        assert _patches(FOLDER / f"{name}.json") == {ACTION_SINGLE_DISPATCHER}, name
+        assert _patches(FOLDER / f"{name}_before_dispatcher.json") == set(), name
     assert _workflow_type(FOLDER / "monthly_report.json") == "MonthlyReport"
     assert _workflow_type(FOLDER / "monthly_report_scheduled.json") == "MonthlyReportScheduled"
     assert {_workflow_type(path) for path in HISTORIES} == {

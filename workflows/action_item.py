@@ -24,6 +24,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from temporalio import workflow
@@ -61,10 +62,16 @@ with workflow.unsafe.imports_passed_through():
         NotificationKind,
     )
     from domain.policy import ActionsPolicy, JiraPolicy
-    from workflows import delivery
+    from workflows import delivery, lanes
     from workflows.history import history_full
     from workflows.jira_export import export_to_jira
+    from workflows.lanes import Lane, next_turn
     from workflows.single_timer import SingleTimer
+
+SINGLE_DISPATCHER = "action-item-single-dispatcher"
+"""Patch: the clock loop hands out deliveries in a fixed order and commands run without
+a condition pass once the policy is loaded (:mod:`workflows.lanes` says why); items
+started before it keep waking their delivery workers by condition."""
 
 
 class ClockKind(StrEnum):
@@ -151,6 +158,8 @@ class ActionItemWorkflow:
         self._stopping = False
         self._in_flight: dict[str, str] = {}
         self._published: dict[str, object] = {}
+        self._dispatched = workflow.patched(SINGLE_DISPATCHER)
+        self._lanes: dict[str, Lane] = {}
 
     @workflow.run
     async def run(self, input: ActionItemInput) -> ActionState:
@@ -165,15 +174,14 @@ class ActionItemWorkflow:
             self._s.max_history_events = input.max_history_events or setup.policy.max_history_events
             self._s.max_history_bytes = setup.policy.max_history_bytes
             self._s.channels = [name for name in setup.channels if name in ACTION_CHANNELS]
+        self._lanes = {name: Lane(partial(self._pending_for, name)) for name in self._s.channels}
         workers = [asyncio.create_task(self._deliver(name)) for name in self._s.channels]
         jira = self._policy.jira
         if jira.project and self._s.jira_key is None and not self._s.jira_error:
             workers.append(asyncio.create_task(self._export_to_jira(jira)))
         continue_as_new = await self._run_clocks()
         if not continue_as_new:
-            await workflow.wait_condition(
-                lambda: not self._s.outbox and workflow.all_handlers_finished()
-            )
+            await workflow.wait_condition(self._drained)
         self._stopping = True
         for worker in workers:
             worker.cancel()
@@ -195,22 +203,39 @@ class ActionItemWorkflow:
             max_events=self._s.max_history_events, max_bytes=self._s.max_history_bytes
         )
 
+    def _closed(self) -> bool:
+        return self._s.status is not ActionStatus.OPEN
+
+    def _drained(self) -> bool:
+        return not self._s.outbox and workflow.all_handlers_finished()
+
     async def _run_clocks(self) -> bool:
-        """Fire due clocks and sleep until the next; True means continue-as-new."""
+        """Fire due clocks, hand out deliveries and sleep until the next clock; True means
+        continue-as-new. With the dispatcher, a closed item keeps handing out deliveries
+        until drained."""
         timer = SingleTimer(keep_earlier=False)
+        dispatched = self._dispatched
         try:
             while True:
                 self._fire_due_clocks()
                 self._publish()
-                if self._s.status is not ActionStatus.OPEN:
+                if self._closed() and (not dispatched or self._drained()):
                     return False
                 if self._history_full():
                     return True
                 armed = armed_clocks(self._s)
                 timer.arm(armed[0] if armed else None)
+                if dispatched:
+                    lanes.dispatch(self._lanes.values())
                 self._wake = False
                 await workflow.wait_condition(
-                    lambda: self._wake or timer.fired or self._history_full()
+                    lambda: (
+                        self._wake
+                        or timer.fired
+                        or self._history_full()
+                        or (dispatched and lanes.any_due(self._lanes.values()))
+                        or (dispatched and self._closed() and self._drained())
+                    )
                 )
         finally:
             timer.cancel()
@@ -250,6 +275,8 @@ class ActionItemWorkflow:
     # ------------------------------------------------------------- updates
 
     async def _ready(self) -> None:
+        if self._dispatched and self._s.policy is not None:
+            return  # no condition pass: the command ends before the dispatcher wakes
         await workflow.wait_condition(lambda: self._s.policy is not None)
 
     def _result(self, message: str) -> ActionResult:
@@ -372,20 +399,26 @@ class ActionItemWorkflow:
                 workflow.logger.warning("%s: outbox full, dropped %s", s.id, victim.key)
         self._wake = True
 
+    def _pending_for(self, channel: str) -> bool:
+        return any(channel in n.pending for n in self._s.outbox)
+
+    def _is_stopping(self) -> bool:
+        return self._stopping
+
     async def _deliver(self, channel: str) -> None:
         """Deliver the outbox through ``channel``, oldest first, until stopped."""
-        while True:
-            await workflow.wait_condition(
-                lambda: self._stopping or any(channel in n.pending for n in self._s.outbox)
-            )
-            if self._stopping:
-                return
-            notification = next(n for n in self._s.outbox if channel in n.pending)
+        lane = self._lanes[channel]
+        while await next_turn(lane, dispatched=self._dispatched, stopping=self._is_stopping):
+            notification = next((n for n in self._s.outbox if channel in n.pending), None)
+            if notification is None:
+                continue
             self._in_flight[channel] = notification.key
             try:
                 await self._deliver_one(channel, notification)
             finally:
                 del self._in_flight[channel]
+            if self._dispatched:
+                self._wake = True  # the dispatcher gives the next turn
 
     async def _deliver_one(self, channel: str, notification: Notification) -> None:
         result = await delivery.deliver_via(channel, notification, self._s.refs)

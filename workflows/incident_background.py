@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.incident_core import (
         IncidentCore,
     )
-    from workflows.lanes import Lane
+    from workflows.lanes import Lane, next_turn
 
 DRAFT_GIVE_UP = timedelta(minutes=10)
 """Writing the post-mortem draft is given up after this (recorded; the CLI still prints it)."""
@@ -54,19 +54,10 @@ class IncidentBackground(IncidentCore):
         return outbox.pending_for(self._s, channel)
 
     async def _next_turn(self, lane: Lane) -> bool:
-        """Wait for the worker's next piece of work; False when the run is stopping.
+        return await next_turn(lane, dispatched=self._dispatched, stopping=self._is_stopping)
 
-        The run cancels its workers when it stops, but a cancel that reaches an activity
-        whose result has already come back is lost, and the worker carries on: the flag
-        ends its loop then.
-        """
-        if self._dispatched:
-            if self._stopping:
-                return False
-            await lane.turn()  # cancelled when the run stops
-            return not self._stopping
-        await workflow.wait_condition(lambda: self._stopping or lane.has_work())
-        return not self._stopping
+    def _is_stopping(self) -> bool:
+        return self._stopping
 
     def _done_with_turn(self) -> None:
         if self._dispatched:

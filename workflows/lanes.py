@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 
+from temporalio import workflow
+
 
 class Lane:
     """One background worker's place in the dispatch order.
@@ -67,3 +69,21 @@ def dispatch(lanes: Iterable[Lane]) -> None:
     for lane in lanes:
         if lane.idle and lane.has_work():
             lane.give()
+
+
+async def next_turn(lane: Lane, *, dispatched: bool, stopping: Callable[[], bool]) -> bool:
+    """Wait for a worker's next piece of work; False when its run is stopping.
+
+    With ``dispatched`` the worker waits for the dispatcher; otherwise (runs started
+    before their workflow had a dispatcher) for its own condition, as those runs did.
+    A run cancels its workers when it stops, but a cancel that reaches an activity whose
+    result has already come back is lost and the worker carries on: ``stopping`` ends
+    its loop then.
+    """
+    if dispatched:
+        if stopping():
+            return False
+        await lane.turn()  # cancelled when the run stops
+        return not stopping()
+    await workflow.wait_condition(lambda: stopping() or lane.has_work())
+    return not stopping()
