@@ -20,9 +20,7 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
 
 from domain import search_attributes as sa
 from domain.models import (
@@ -39,7 +37,8 @@ from domain.models import (
 from domain.policy import Policy
 from tests.conftest import Outbox, new_worker
 from tests.helpers import Handle, declare, settle
-from workers.wiring import WORKFLOWS, build_worker
+from tests.replaying import replayer_for
+from workers.wiring import build_worker
 from workflows.incident import IncidentWorkflow
 
 Command = Callable[[Handle], Awaitable[Any]]
@@ -92,10 +91,8 @@ RACES: dict[str, tuple[list[Command], Command, Command, str]] = {
 
 async def _replays_from_scratch(handle: Handle) -> None:
     """The run's history replays on a worker that has never seen it."""
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
-    replayed = await replayer.replay_workflow(
-        await handle.fetch_history(), raise_on_replay_failure=False
-    )
+    history = await handle.fetch_history()
+    replayed = await replayer_for(history).replay_workflow(history, raise_on_replay_failure=False)
     assert replayed.replay_failure is None, replayed.replay_failure
 
 

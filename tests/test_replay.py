@@ -16,26 +16,16 @@ the task queue it was recorded on.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import (
-    Interceptor,
-    Replayer,
-    WorkflowInboundInterceptor,
-    WorkflowInterceptorClassInput,
-    WorkflowOutboundInterceptor,
-)
 from temporalio.workflow import NondeterminismError
 
 from tests.record_histories import first_task_split
-from workers.wiring import WORKFLOWS
+from tests.replaying import replayer_for
 from workflows.action_item import SINGLE_DISPATCHER as ACTION_SINGLE_DISPATCHER
 from workflows.incident import SINGLE_DISPATCHER
 from workflows.legacy.alert_group_v1 import STORM_CAP
@@ -53,42 +43,6 @@ def _workflow_type(path: Path) -> str:
 
 def _history(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(path.stem, path.read_text())
-
-
-class _RecordedTaskQueue(Interceptor):
-    """``workflow.info().task_queue`` is the queue the history was recorded on."""
-
-    def __init__(self, task_queue: str) -> None:
-        self.task_queue = task_queue
-
-    def workflow_interceptor_class(
-        self, input: WorkflowInterceptorClassInput
-    ) -> type[WorkflowInboundInterceptor]:
-        task_queue = self.task_queue
-
-        class Inbound(WorkflowInboundInterceptor):
-            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
-                super().init(_Info(outbound, task_queue))
-
-        return Inbound
-
-
-class _Info(WorkflowOutboundInterceptor):
-    def __init__(self, next: WorkflowOutboundInterceptor, task_queue: str) -> None:
-        super().__init__(next)
-        self.task_queue = task_queue
-
-    def info(self) -> workflow.Info:
-        return dataclasses.replace(super().info(), task_queue=self.task_queue)
-
-
-def _replayer(history: WorkflowHistory) -> Replayer:
-    started = history.events[0].workflow_execution_started_event_attributes
-    return Replayer(
-        workflows=WORKFLOWS,
-        data_converter=pydantic_data_converter,
-        interceptors=[_RecordedTaskQueue(started.task_queue.name)],
-    )
 
 
 def test_histories_cover_every_workflow_and_a_full_lifecycle() -> None:
@@ -255,7 +209,7 @@ def test_recorded_histories_hold_what_they_are_named_after() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
 async def test_history_replays(path: Path) -> None:
     history = _history(path)
-    result = await _replayer(history).replay_workflow(history, raise_on_replay_failure=True)
+    result = await replayer_for(history).replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
 
 
@@ -263,4 +217,4 @@ async def test_history_replays(path: Path) -> None:
 async def test_unreplayable_history_fails_with_a_nondeterminism_error(path: Path) -> None:
     history = _history(path)
     with pytest.raises(NondeterminismError, match="TMPRL1100"):
-        await _replayer(history).replay_workflow(history)
+        await replayer_for(history).replay_workflow(history)
