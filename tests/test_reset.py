@@ -9,11 +9,17 @@ while the local activity is already running waits for the task to complete
 and splits nothing, so a slow stand-in for the activity would not reproduce
 it; and whether the marker makes it into the first task is a race, so a few
 incidents are declared and a poisoned one is picked, as in the real storm.
+
+The same reset moves an ``Incident`` from before the single dispatcher onto it: the
+worker runs the old path (a stand-in class deciding no patch) through the race that
+poisoned such histories (``histories/unreplayable/incident_merged_activation.json``)
+until one is poisoned, then a current worker resets it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import datetime
 from typing import cast
@@ -28,7 +34,7 @@ from temporalio.client import (
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, Worker
 
 from domain.incident import IncidentView
 from domain.models import (
@@ -38,14 +44,18 @@ from domain.models import (
     EventKind,
     NoteInput,
     Phase,
+    PhaseInput,
+    PostmortemInput,
     Severity,
 )
 from domain.policy import Policy
 from starters.incidents import new_incident_id
-from tests.conftest import ARCHIVE_DIR
-from tests.helpers import Handle, settle
+from tests.conftest import ARCHIVE_DIR, Outbox
+from tests.helpers import Handle, declare, settle
+from tests.pre_dispatcher import PRE_DISPATCHER
 from workers.binaries import find_binary
 from workers.wiring import WORKFLOWS, build_worker
+from workflows.incident import SINGLE_DISPATCHER, IncidentWorkflow
 from workflows.legacy.incident_v1 import IncidentInput as LegacyIncidentInput
 from workflows.legacy.incident_v1 import LegacyIncidentWorkflow
 
@@ -112,7 +122,11 @@ async def _poisoned_incident(
     return handle, declared_at
 
 
-async def _reset(env: WorkflowEnvironment, workflow_id: str) -> str:
+async def _reset(
+    env: WorkflowEnvironment,
+    workflow_id: str,
+    reason: str = "TMPRL1100 after a query split the first task (docs/operations.md)",
+) -> str:
     """``temporal workflow reset`` exactly as docs/operations.md writes it; returns its output."""
     process = await asyncio.create_subprocess_exec(
         find_binary("temporal"),
@@ -123,7 +137,7 @@ async def _reset(env: WorkflowEnvironment, workflow_id: str) -> str:
         "--type",
         "FirstWorkflowTask",
         "--reason",
-        "TMPRL1100 after a query split the first task (docs/operations.md)",
+        reason,
         "--address",
         env.client.service_client.config.target_host,
         "--namespace",
@@ -175,3 +189,100 @@ async def test_reset_to_the_first_task_repairs_a_poisoned_legacy_incident(
         await _settle(incident)
         history = await incident.fetch_history()
     assert await _replay_failure(history) is None
+
+
+RACE_ATTEMPTS = 20
+"""Two post-mortems in one task poisoned 7 histories in 23 before the dispatcher: 20
+attempts all come out clean about once in 1,500 runs."""
+
+
+async def _merged_race(client: Client, task_queue: str, outbox: Outbox) -> Handle:
+    """The race behind ``incident_merged_activation.json``, on the pre-dispatcher path."""
+
+    def worker() -> Worker:
+        return build_worker(
+            client,
+            task_queue=task_queue,
+            policy=Policy(),
+            channels=[outbox.channel],
+            archive_dir=ARCHIVE_DIR,
+            workflows=PRE_DISPATCHER,
+        )
+
+    async with worker() as running:
+        handle = await declare(client, running, severity=Severity.P1)
+        await handle.execute_update(IncidentWorkflow.acknowledge, AcknowledgeInput(responder="amy"))
+        await handle.execute_update(
+            IncidentWorkflow.set_phase, PhaseInput(responder="amy", phase="resolve")
+        )
+        await settle(handle)
+    racers = [
+        asyncio.create_task(
+            handle.execute_update(
+                IncidentWorkflow.record_postmortem,
+                PostmortemInput(responder=who, url=f"https://pm/{who}"),
+            )
+        )
+        for who in ("amy", "bob")
+    ]
+    await asyncio.sleep(0.5)
+    async with worker():
+        await asyncio.gather(*racers, return_exceptions=True)
+        await settle(handle)
+    return handle
+
+
+async def test_reset_to_the_first_task_moves_a_poisoned_pre_dispatcher_incident_on(
+    dev_env: WorkflowEnvironment, outbox: Outbox
+) -> None:
+    client = dev_env.client
+    task_queue = f"tq-{uuid.uuid4()}"
+    for _ in range(RACE_ATTEMPTS):
+        poisoned = await _merged_race(client, task_queue, outbox)
+        history = await poisoned.fetch_history()
+        failure = await _replay_failure(history)
+        if failure is not None:
+            break
+    else:
+        pytest.fail(f"none of {RACE_ATTEMPTS} pre-dispatcher races poisoned its history")
+    assert "Nondeterminism" in str(failure), failure
+    assert not _patches(history), "the pre-dispatcher path decides no patch"
+    old_run = (await poisoned.describe()).run_id
+
+    async with build_worker(
+        client,
+        task_queue=task_queue,
+        policy=Policy(),
+        channels=[outbox.channel],
+        archive_dir=ARCHIVE_DIR,
+    ):
+        output = await _reset(dev_env, poisoned.id, "TMPRL1100 (docs/operations.md)")
+        assert "Resetting workflow" in output
+        incident: Handle = client.get_workflow_handle_for(IncidentWorkflow.run, poisoned.id)
+        assert (await incident.describe()).run_id != old_run
+        await settle(incident)
+        # The four updates come back together and are validated against the first task's
+        # state: the acknowledgement is taken, the rest (resolve, post-mortems) refused.
+        reset = await incident.query(IncidentWorkflow.view)
+        assert reset.phase is Phase.INVESTIGATE and reset.commander == "amy", reset.phase
+        await incident.execute_update(
+            IncidentWorkflow.set_phase, PhaseInput(responder="amy", phase="resolve")
+        )
+        await incident.execute_update(
+            IncidentWorkflow.record_postmortem, PostmortemInput(responder="amy", url="https://pm/a")
+        )
+        final = await asyncio.wait_for(incident.result(), timeout=60)
+        history = await incident.fetch_history()
+
+    assert final.closed and final.postmortem_url == "https://pm/a"
+    assert SINGLE_DISPATCHER in _patches(history), "the re-run first task took the new path"
+    assert await _replay_failure(history) is None
+
+
+def _patches(history: WorkflowHistory) -> set[str]:
+    return {
+        json.loads(payload.data)["id"]
+        for event in history.events
+        if event.marker_recorded_event_attributes.marker_name == "core_patch"
+        for payload in event.marker_recorded_event_attributes.details["patch-data"].payloads
+    }

@@ -143,6 +143,7 @@ def build_worker(
     jira: JiraIssues | None = None,
     reports_dir: Path | None = None,
     report_source: RowSource = load_metrics_rows,
+    workflows: Sequence[type] = WORKFLOWS,
     **worker_options: Any,
 ) -> Worker:
     """A worker running incident workflows and their activities on ``task_queue``.
@@ -153,7 +154,8 @@ def build_worker(
     exports action items (default: :func:`default_jira`); without it the workflows are
     handed a policy without a Jira project, so none waits for an activity nobody runs.
     ``reports_dir`` receives the monthly reports (default: ``reports`` next to
-    ``archive_dir``), read from visibility by ``report_source``.
+    ``archive_dir``), read from visibility by ``report_source``. ``workflows`` replaces
+    the workflow classes (tests run workflows as older releases did).
     """
     jira = jira or default_jira(policy)
     if jira is None and policy.actions.jira.project:
@@ -173,7 +175,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=WORKFLOWS,
+        workflows=workflows,
         activities=[
             setup.current_policy,
             setup.worker_setup,

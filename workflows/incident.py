@@ -131,8 +131,12 @@ class IncidentWorkflow(IncidentClocks, IncidentAlerts, IncidentFollowUp, Inciden
         if input.carried is None and input.first_alert is not None:
             self._held.append((input.first_alert, True))
         self._drafting = False
-        self._dispatched = workflow.patched(SINGLE_DISPATCHER)
+        self._dispatched = self._decide_dispatcher()
         self._lanes = {}
+
+    def _decide_dispatcher(self) -> bool:
+        """The :data:`SINGLE_DISPATCHER` patch decision (a test stands in a run from before)."""
+        return workflow.patched(SINGLE_DISPATCHER)
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentView:
