@@ -417,8 +417,6 @@ class ActionItemWorkflow:
                 await self._deliver_one(channel, notification)
             finally:
                 del self._in_flight[channel]
-            if self._dispatched:
-                self._wake = True  # the dispatcher gives the next turn
 
     async def _deliver_one(self, channel: str, notification: Notification) -> None:
         result = await delivery.deliver_via(channel, notification, self._s.refs)

@@ -44,24 +44,17 @@ class IncidentBackground(IncidentCore):
     def _make_lanes(self) -> None:
         """One lane per channel, then the archive and the draft: the dispatch order."""
         self._lanes = {
-            f"deliver:{name}": Lane(partial(self._delivery_pending, name))
+            f"deliver:{name}": Lane(partial(outbox.pending_for, self._s, name))
             for name in self._s.channels
         }
-        self._lanes["archive"] = Lane(lambda: bool(timeline.due_for_archive(self._s)))
+        self._lanes["archive"] = Lane(partial(timeline.archive_due, self._s))
         self._lanes["draft"] = Lane(self._draft_due)
-
-    def _delivery_pending(self, channel: str) -> bool:
-        return outbox.pending_for(self._s, channel)
 
     async def _next_turn(self, lane: Lane) -> bool:
         return await next_turn(lane, dispatched=self._dispatched, stopping=self._is_stopping)
 
     def _is_stopping(self) -> bool:
         return self._stopping
-
-    def _done_with_turn(self) -> None:
-        if self._dispatched:
-            self._wake = True  # the dispatcher gives the next turn
 
     async def _deliver(self, channel: str) -> None:
         """Deliver the outbox through ``channel``, one message at a time, forever."""
@@ -75,7 +68,6 @@ class IncidentBackground(IncidentCore):
                 await self._deliver_one(channel, notification)
             finally:
                 del self._in_flight[channel]
-            self._done_with_turn()
 
     async def _deliver_one(self, channel: str, notification: Notification) -> None:
         result = await delivery.deliver_via(channel, notification, self._s.refs)
@@ -127,7 +119,6 @@ class IncidentBackground(IncidentCore):
                     raise asyncio.CancelledError from None  # stopping for continue-as-new
                 raise
             timeline.archived(self._s, min(through, batch[-1].seq))
-            self._done_with_turn()
 
     def _draft_due(self) -> bool:
         s = self._s

@@ -64,12 +64,16 @@ def entry(state: IncidentState, seq: int | None) -> TimelineEvent | None:
     return None
 
 
+def archive_due(state: IncidentState) -> bool:
+    """Whether a whole batch waits for the archive (read on every wake-up: no copy)."""
+    return len(state.timeline) - KEPT >= ARCHIVE_BATCH
+
+
 def due_for_archive(state: IncidentState) -> list[TimelineEvent]:
     """The oldest entries to archive now (empty until a whole batch is waiting)."""
-    excess = len(state.timeline) - KEPT
-    if excess < ARCHIVE_BATCH:
+    if not archive_due(state):
         return []
-    return list(state.timeline[:excess])
+    return list(state.timeline[: len(state.timeline) - KEPT])
 
 
 def archived(state: IncidentState, through: int) -> None:
