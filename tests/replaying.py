@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from temporalio import workflow
 from temporalio.client import Client, WorkflowHistory
@@ -74,3 +75,13 @@ async def replay_failures(client: Client, workflow_ids: list[str]) -> list[str]:
             if replayed.replay_failure is not None:
                 failures.append(f"{workflow_id} ({run.workflow_type}): {replayed.replay_failure}")
     return failures
+
+
+def patch_ids(history: WorkflowHistory) -> set[str]:
+    """The patch IDs the history's markers name."""
+    return {
+        json.loads(payload.data)["id"]
+        for event in history.events
+        if event.marker_recorded_event_attributes.marker_name == "core_patch"
+        for payload in event.marker_recorded_event_attributes.details["patch-data"].payloads
+    }

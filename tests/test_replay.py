@@ -15,7 +15,6 @@ the task queue it was recorded on.
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.workflow import NondeterminismError
 
 from tests.record_histories import first_task_split
-from tests.replaying import replayer_for
+from tests.replaying import patch_ids, replayer_for
 from workflows.action_item import SINGLE_DISPATCHER as ACTION_SINGLE_DISPATCHER
 from workflows.incident import SINGLE_DISPATCHER
 from workflows.legacy.alert_group_v1 import STORM_CAP
@@ -118,13 +117,7 @@ def test_histories_cover_every_workflow_and_a_full_lifecycle() -> None:
 
 
 def _patches(path: Path) -> set[str]:
-    """The patch IDs a history's markers name."""
-    return {
-        json.loads(base64.b64decode(payload["data"]))["id"]
-        for e in json.loads(path.read_text())["events"]
-        if e.get("markerRecordedEventAttributes", {}).get("markerName") == "core_patch"
-        for payload in e["markerRecordedEventAttributes"]["details"]["patch-data"]["payloads"]
-    }
+    return patch_ids(_history(path))
 
 
 def test_query_histories_really_split_their_first_task() -> None:

@@ -19,7 +19,6 @@ until one is poisoned, then a current worker resets it.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from datetime import datetime
 from typing import cast
@@ -32,9 +31,8 @@ from temporalio.client import (
     WorkflowHistory,
     WorkflowQueryFailedError,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Worker
 
 from domain.incident import IncidentView
 from domain.models import (
@@ -53,8 +51,9 @@ from starters.incidents import new_incident_id
 from tests.conftest import ARCHIVE_DIR, Outbox
 from tests.helpers import Handle, declare, settle
 from tests.pre_dispatcher import PRE_DISPATCHER
+from tests.replaying import patch_ids, replayer_for
 from workers.binaries import find_binary
-from workers.wiring import WORKFLOWS, build_worker
+from workers.wiring import build_worker
 from workflows.incident import SINGLE_DISPATCHER, IncidentWorkflow
 from workflows.legacy.incident_v1 import IncidentInput as LegacyIncidentInput
 from workflows.legacy.incident_v1 import LegacyIncidentWorkflow
@@ -69,8 +68,7 @@ async def _settle(handle: LegacyHandle) -> None:
 
 
 async def _replay_failure(history: WorkflowHistory) -> BaseException | None:
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    result = await replayer_for(history).replay_workflow(history, raise_on_replay_failure=False)
     return result.replay_failure
 
 
@@ -246,7 +244,7 @@ async def test_reset_to_the_first_task_moves_a_poisoned_pre_dispatcher_incident_
     else:
         pytest.fail(f"none of {RACE_ATTEMPTS} pre-dispatcher races poisoned its history")
     assert "Nondeterminism" in str(failure), failure
-    assert not _patches(history), "the pre-dispatcher path decides no patch"
+    assert not patch_ids(history), "the pre-dispatcher path decides no patch"
     old_run = (await poisoned.describe()).run_id
 
     async with build_worker(
@@ -275,14 +273,5 @@ async def test_reset_to_the_first_task_moves_a_poisoned_pre_dispatcher_incident_
         history = await incident.fetch_history()
 
     assert final.closed and final.postmortem_url == "https://pm/a"
-    assert SINGLE_DISPATCHER in _patches(history), "the re-run first task took the new path"
+    assert SINGLE_DISPATCHER in patch_ids(history), "the re-run first task took the new path"
     assert await _replay_failure(history) is None
-
-
-def _patches(history: WorkflowHistory) -> set[str]:
-    return {
-        json.loads(payload.data)["id"]
-        for event in history.events
-        if event.marker_recorded_event_attributes.marker_name == "core_patch"
-        for payload in event.marker_recorded_event_attributes.details["patch-data"].payloads
-    }
